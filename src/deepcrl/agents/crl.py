@@ -1,0 +1,184 @@
+"""Contrastive RL (CRL): a critic trained by classification, an actor that climbs it.
+
+Critic (paper.md §2): two encoders, phi over concat(state, action) and psi over the goal, both
+`repr_dim` wide; the logit f(s, a, g) = energy(phi(s, a), psi(g)) (negative L2 distance by default).
+On a batch of B transitions with relabelled future goals, the B x B matrix f(s_i, a_i, g_j) is
+classified with the positives on the diagonal (InfoNCE and its variants, see losses.py).
+
+Actor (paper.md §3): a tanh-squashed Gaussian pi(a | s, g); loss mean(alpha log pi - f(s, a~pi, g)) on
+the relabelled goals, with the entropy temperature alpha tuned towards a target entropy of
+-entropy_scale x action size. One SGD step updates actor and alpha with the current critic, then the
+critic, on the same minibatch. No target networks, no gradient clipping, no weight decay.
+
+Everything here is a pure function of (static `CRL`, `CRLState` pytree, data, key).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import optax
+from flax import struct
+
+from deepcrl import losses
+from deepcrl.networks import Actor, ResidualMLP, deterministic_action, sample_tanh_gaussian
+from deepcrl.replay import Batch
+
+
+@dataclass(frozen=True)
+class CRLConfig:
+    state_size: int  # size of the state observation (policy input without the goal)
+    goal_size: int  # size of the goal slice
+    action_size: int  # size of the action
+    actor_depth: int = 4  # Dense layers in the actor's residual blocks
+    critic_depth: int = 4  # Dense layers in each encoder's residual blocks
+    actor_width: int = 256  # actor hidden width
+    critic_width: int = 256  # encoder hidden width
+    repr_dim: int = 64  # representation size of phi and psi
+    layer_norm: bool = True  # LayerNorm after every Dense
+    activation: str = "swish"  # swish or relu
+    residual: bool = True  # skip connections around each block of 4 layers
+    actor_unroll: int = 1  # blocks per scan iteration in the actor
+    critic_unroll: int = 1  # blocks per scan iteration in the encoders
+    energy: str = "l2"  # logit f(s,a,g) from the two representations
+    contrastive_loss: str = "fwd_infonce"  # classification loss over the B x B logits
+    logsumexp_penalty: float = 0.1  # coefficient of the logsumexp^2 regulariser
+    entropy_scale: float = 0.5  # target entropy = -entropy_scale x action_size
+    actor_lr: float = 3e-4  # Adam step size, actor
+    critic_lr: float = 3e-4  # Adam step size, encoders
+    alpha_lr: float = 3e-4  # Adam step size, log alpha
+
+    @property
+    def target_entropy(self) -> float:
+        return -self.entropy_scale * self.action_size
+
+
+@struct.dataclass
+class CRLState:
+    actor_params: Any  # parameters of pi(a | s, g)
+    critic_params: Any  # {"sa": phi parameters, "g": psi parameters}
+    log_alpha: jax.Array  # [] log of the entropy temperature
+    actor_opt: Any  # Adam state of the actor
+    critic_opt: Any  # Adam state of the encoders
+    alpha_opt: Any  # Adam state of log alpha
+    steps: jax.Array  # [] int32, SGD steps taken
+
+
+class CRL:
+    """The networks and optimisers of one CRL agent (static), with pure init / act / update."""
+
+    def __init__(self, config: CRLConfig):
+        self.config = c = config
+        trunk = dict(layer_norm=c.layer_norm, activation=c.activation, residual=c.residual)
+        self.actor = Actor(width=c.actor_width, depth=c.actor_depth, action_size=c.action_size, unroll=c.actor_unroll, **trunk)
+        self.sa_encoder = ResidualMLP(width=c.critic_width, depth=c.critic_depth, out_size=c.repr_dim, unroll=c.critic_unroll, **trunk)
+        self.g_encoder = ResidualMLP(width=c.critic_width, depth=c.critic_depth, out_size=c.repr_dim, unroll=c.critic_unroll, **trunk)
+        self.actor_optimizer = optax.adam(c.actor_lr)
+        self.critic_optimizer = optax.adam(c.critic_lr)
+        self.alpha_optimizer = optax.adam(c.alpha_lr)
+
+    # ----- construction -----
+    def init(self, key: jax.Array) -> CRLState:
+        c = self.config
+        actor_key, sa_key, g_key = jax.random.split(key, 3)
+        actor_params = self.actor.init(actor_key, jnp.zeros((1, c.state_size + c.goal_size)))
+        critic_params = {
+            "sa": self.sa_encoder.init(sa_key, jnp.zeros((1, c.state_size + c.action_size))),
+            "g": self.g_encoder.init(g_key, jnp.zeros((1, c.goal_size))),
+        }
+        log_alpha = jnp.zeros((), jnp.float32)
+        return CRLState(
+            actor_params=actor_params,
+            critic_params=critic_params,
+            log_alpha=log_alpha,
+            actor_opt=self.actor_optimizer.init(actor_params),
+            critic_opt=self.critic_optimizer.init(critic_params),
+            alpha_opt=self.alpha_optimizer.init(log_alpha),
+            steps=jnp.int32(0),
+        )
+
+    # ----- acting -----
+    def act(self, actor_params: Any, obs: jax.Array, key: jax.Array | None = None, deterministic: bool = False) -> jax.Array:
+        """Actions for policy observations concat(state, goal); sampled unless deterministic (tanh(mean))."""
+        mean, log_std = self.actor.apply(actor_params, obs)
+        if deterministic:
+            return deterministic_action(mean)
+        action, _ = sample_tanh_gaussian(key, mean, log_std)
+        return action
+
+    # ----- the critic -----
+    def representations(self, critic_params: Any, obs: jax.Array, action: jax.Array, goal: jax.Array):
+        phi = self.sa_encoder.apply(critic_params["sa"], jnp.concatenate([obs, action], axis=-1))
+        psi = self.g_encoder.apply(critic_params["g"], goal)
+        return phi, psi
+
+    def critic_value(self, critic_params: Any, obs: jax.Array, action: jax.Array, goal: jax.Array) -> jax.Array:
+        """f(s, a, g) for aligned rows: the Q-value-like score the actor maximises. [B]"""
+        phi, psi = self.representations(critic_params, obs, action, goal)
+        return losses.pairwise_energy(self.config.energy, phi, psi)
+
+    def critic_loss(self, critic_params: Any, batch: Batch):
+        c = self.config
+        phi, psi = self.representations(critic_params, batch.obs, batch.action, batch.goal)
+        logits = losses.energy_matrix(c.energy, phi, psi)
+        loss, metrics = losses.contrastive_loss(logits, c.contrastive_loss, c.logsumexp_penalty)
+        metrics = dict(metrics)
+        metrics["critic/loss"] = loss
+        metrics["critic/repr_norm_sa"] = jnp.mean(jnp.linalg.norm(phi, axis=-1))
+        metrics["critic/repr_norm_g"] = jnp.mean(jnp.linalg.norm(psi, axis=-1))
+        return loss, metrics
+
+    # ----- the actor -----
+    def actor_loss(self, actor_params: Any, critic_params: Any, log_alpha: jax.Array, batch: Batch, key: jax.Array):
+        obs = jnp.concatenate([batch.obs, batch.goal], axis=-1)
+        mean, log_std = self.actor.apply(actor_params, obs)
+        action, log_prob = sample_tanh_gaussian(key, mean, log_std)
+        q = self.critic_value(critic_params, batch.obs, action, batch.goal)
+        alpha = jnp.exp(log_alpha)
+        loss = jnp.mean(alpha * log_prob - q)
+        metrics = {
+            "actor/loss": loss,
+            "actor/q": jnp.mean(q),
+            "actor/entropy": -jnp.mean(log_prob),
+            "actor/std": jnp.mean(jnp.exp(log_std)),
+        }
+        return loss, (metrics, log_prob)
+
+    def alpha_loss(self, log_alpha: jax.Array, log_prob: jax.Array):
+        alpha = jnp.exp(log_alpha)
+        loss = alpha * jnp.mean(jax.lax.stop_gradient(-log_prob - self.config.target_entropy))
+        return loss, {"alpha/loss": loss, "alpha/value": alpha}
+
+    # ----- one SGD step -----
+    def update(self, state: CRLState, batch: Batch, key: jax.Array) -> tuple[CRLState, dict[str, jax.Array]]:
+        """Actor and alpha with the current critic, then the critic, on the same minibatch."""
+        (_, (actor_metrics, log_prob)), actor_grads = jax.value_and_grad(self.actor_loss, has_aux=True)(
+            state.actor_params, state.critic_params, state.log_alpha, batch, key
+        )
+        actor_updates, actor_opt = self.actor_optimizer.update(actor_grads, state.actor_opt, state.actor_params)
+        actor_params = optax.apply_updates(state.actor_params, actor_updates)
+
+        (_, alpha_metrics), alpha_grad = jax.value_and_grad(self.alpha_loss, has_aux=True)(state.log_alpha, log_prob)
+        alpha_updates, alpha_opt = self.alpha_optimizer.update(alpha_grad, state.alpha_opt, state.log_alpha)
+        log_alpha = optax.apply_updates(state.log_alpha, alpha_updates)
+
+        (_, critic_metrics), critic_grads = jax.value_and_grad(self.critic_loss, has_aux=True)(state.critic_params, batch)
+        critic_updates, critic_opt = self.critic_optimizer.update(critic_grads, state.critic_opt, state.critic_params)
+        critic_params = optax.apply_updates(state.critic_params, critic_updates)
+
+        new_state = CRLState(
+            actor_params=actor_params,
+            critic_params=critic_params,
+            log_alpha=log_alpha,
+            actor_opt=actor_opt,
+            critic_opt=critic_opt,
+            alpha_opt=alpha_opt,
+            steps=state.steps + 1,
+        )
+        metrics = {**critic_metrics, **actor_metrics, **alpha_metrics}
+        metrics["critic/grad_norm"] = optax.global_norm(critic_grads)
+        metrics["actor/grad_norm"] = optax.global_norm(actor_grads)
+        return new_state, metrics

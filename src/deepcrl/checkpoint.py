@@ -1,0 +1,93 @@
+"""Checkpoints that carry their own config, so a policy loads from a path alone.
+
+Layout of a run directory's checkpoint:
+
+    RUN_DIR/checkpoint/config.json     the full run Config (networks are rebuilt from it)
+    RUN_DIR/checkpoint/agent.msgpack   actor and critic parameters and the entropy temperature (flax msgpack)
+
+Writes are atomic: everything goes to a temporary folder beside it, which is then renamed into place,
+so an interrupted save never leaves a half-written checkpoint.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+from flax import serialization
+
+from deepcrl.config import Config
+from deepcrl.errors import ConfigError
+
+CHECKPOINT_DIR = "checkpoint"
+
+
+def _agent_payload(agent_state: Any) -> dict[str, Any]:
+    return {
+        "actor_params": agent_state.actor_params,
+        "critic_params": agent_state.critic_params,
+        "log_alpha": agent_state.log_alpha,
+    }
+
+
+def save_checkpoint(run_dir: str | Path, config: Config, agent_state: Any) -> Path:
+    run_dir = Path(run_dir)
+    final = run_dir / CHECKPOINT_DIR
+    tmp = Path(tempfile.mkdtemp(prefix=".checkpoint-", dir=run_dir))
+    try:
+        payload = jax.device_get(_agent_payload(agent_state))
+        (tmp / "agent.msgpack").write_bytes(serialization.to_bytes(payload))
+        (tmp / "config.json").write_text(config.to_json())
+        old = None
+        if final.exists():
+            old = run_dir / f".checkpoint-old-{os.getpid()}"
+            os.replace(final, old)
+        os.replace(tmp, final)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return final
+
+
+def load_checkpoint(run_dir: str | Path):
+    """(config, agent, params payload) of the checkpoint in run_dir; ConfigError if missing or broken."""
+    from deepcrl.train import build_agent
+
+    ckpt = Path(run_dir) / CHECKPOINT_DIR
+    if not (ckpt / "config.json").is_file() or not (ckpt / "agent.msgpack").is_file():
+        raise ConfigError(f"no checkpoint in {str(run_dir)!r}: expected {CHECKPOINT_DIR}/config.json and {CHECKPOINT_DIR}/agent.msgpack")
+    config = Config.load(ckpt / "config.json")
+    env, agent = build_agent(config)
+    target = _agent_payload(agent.init(jax.random.PRNGKey(0)))
+    try:
+        payload = serialization.from_bytes(target, (ckpt / "agent.msgpack").read_bytes())
+    except Exception as e:  # msgpack / shape errors: a corrupted or foreign file
+        raise ConfigError(f"checkpoint {str(ckpt / 'agent.msgpack')!r} cannot be loaded: {type(e).__name__}: {e}".splitlines()[0]) from None
+    return config, env, agent, payload
+
+
+def load_policy(run_dir: str | Path) -> Callable[[jax.Array], jax.Array]:
+    """A jitted deterministic policy: observation concat(state, goal) -> action, for one or a batch."""
+    _, _, agent, payload = load_checkpoint(run_dir)
+    actor_params = payload["actor_params"]
+
+    @jax.jit
+    def policy(obs: jax.Array) -> jax.Array:
+        obs = jnp.asarray(obs, jnp.float32)
+        if obs.ndim == 1:
+            return agent.act(actor_params, obs[None], deterministic=True)[0]
+        return agent.act(actor_params, obs, deterministic=True)
+
+    return policy
+
+
+def read_config(path: str | Path) -> dict[str, Any]:
+    return json.loads(Path(path).read_text())

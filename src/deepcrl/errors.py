@@ -1,0 +1,9 @@
+"""The one exception type that bad user input raises.
+
+Every check of a user-supplied value raises `ConfigError` with a single line that names the bad value
+and says what is allowed. The command line turns it into that line on stderr and exit code 2.
+"""
+
+
+class ConfigError(ValueError):
+    """A user-supplied value is not allowed. The message is one line: the value and what is allowed."""

@@ -1,0 +1,237 @@
+"""Deep residual MLPs for the critic encoders and the actor, plus the tanh-Gaussian helpers.
+
+Architecture (paper section 5)::
+
+    input -> Dense(W) -> LayerNorm -> act                  (input layer, not counted in depth)
+          -> ResidualBlock x (depth / 4)
+          -> Dense(out_size)                               (linear head; omitted when out_size is None)
+
+    ResidualBlock(x): h = x; 4 times: h = act(LayerNorm(Dense(W)(h))); return x + h
+
+"Depth" counts the Dense layers inside residual blocks, so it is a positive multiple of 4.
+
+The residual blocks' parameters are stacked along a leading axis of length ``depth // 4`` and applied
+with ``nn.scan``, so the traced program (and compile time) does not grow with depth when the loop is
+rolled (``unroll=1``). ``unroll=True`` unrolls it fully; the parameter tree is the same either way.
+
+Parameter tree of ``ResidualMLP``::
+
+    {"input_dense": {kernel, bias}, "input_norm": {scale, bias},     # input_norm only with layer_norm
+     "blocks": {"dense_0".."dense_3": {kernel [n, W, W], bias [n, W]},
+                "norm_0".."norm_3": {scale [n, W], bias [n, W]}},    # n = depth // 4
+     "head": {kernel, bias}}                                          # only when out_size is not None
+
+``Actor`` wraps a trunk-only ``ResidualMLP`` (submodule ``"trunk"``) and puts two separate linear
+heads on it, ``"mean"`` and ``"log_std"`` (each Dense(action_size)), so its parameter count equals
+``param_count(width, depth, in_size, 2 * action_size, layer_norm)``.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Callable
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from deepcrl.errors import ConfigError
+
+ACTIVATIONS: tuple[str, ...] = ("swish", "relu")
+
+LOG_STD_MIN = -5.0
+LOG_STD_MAX = 2.0
+TANH_LOG_PROB_EPS = 1e-6
+
+
+def kernel_init() -> Callable[..., jax.Array]:
+    """Kernel initialiser of every Dense layer: variance_scaling(1/3, fan_in, uniform)."""
+    return nn.initializers.variance_scaling(1.0 / 3.0, "fan_in", "uniform")
+
+
+def _dense(features: int, name: str) -> nn.Dense:
+    return nn.Dense(features, kernel_init=kernel_init(), bias_init=nn.initializers.zeros, name=name)
+
+
+def get_activation(name: str) -> Callable[[jax.Array], jax.Array]:
+    """The activation function called ``name`` ("swish" or "relu")."""
+    if name == "swish":
+        return nn.swish
+    if name == "relu":
+        return nn.relu
+    raise ConfigError(f"activation={name!r} is not allowed; allowed: {', '.join(ACTIVATIONS)}")
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def validate_network(width: Any, depth: Any, activation: Any = "swish", unroll: Any = 1) -> None:
+    """Check a network configuration; raise ``ConfigError`` (one line) on the first bad value.
+
+    depth: a positive multiple of 4 (it counts the Dense layers inside residual blocks).
+    width: a positive integer.
+    activation: one of ``ACTIVATIONS``.
+    unroll: True, or a positive integer (the scan's unroll factor).
+    """
+    if not _is_int(depth) or depth <= 0 or depth % 4 != 0:
+        raise ConfigError(f"depth={depth!r} is not allowed; depth must be a positive multiple of 4 (4, 8, 16, ...)")
+    if not _is_int(width) or width <= 0:
+        raise ConfigError(f"width={width!r} is not allowed; width must be a positive integer")
+    if activation not in ACTIVATIONS:
+        raise ConfigError(f"activation={activation!r} is not allowed; allowed: {', '.join(ACTIVATIONS)}")
+    if not (unroll is True or (_is_int(unroll) and unroll >= 1)):
+        raise ConfigError(f"unroll={unroll!r} is not allowed; unroll must be True or a positive integer")
+
+
+def param_count(width: int, depth: int, in_size: int, out_size: int | None, layer_norm: bool = True) -> int:
+    """Closed-form number of parameters of ``ResidualMLP`` (``out_size=None`` or 0: trunk only).
+
+    input layer: in*W + W (+ 2W LayerNorm); each of the ``depth`` block layers: W*W + W (+ 2W);
+    head: W*out + out.
+    """
+    ln = 2 * width if layer_norm else 0
+    head = 0 if not out_size else width * out_size + out_size
+    return (in_size * width + width + ln) + depth * (width * width + width + ln) + head
+
+
+def count_params(params: Any) -> int:
+    """Total number of scalars in a pytree of arrays."""
+    return int(sum(math.prod(jnp.shape(leaf)) for leaf in jax.tree_util.tree_leaves(params)))
+
+
+class ResidualBlock(nn.Module):
+    """Four (Dense -> LayerNorm -> act) layers with a skip connection after the last activation.
+
+    Written as a scan body: ``(carry, _) -> (carry, None)``.
+    """
+
+    width: int
+    layer_norm: bool = True
+    activation: str = "swish"
+    residual: bool = True
+
+    @nn.compact
+    def __call__(self, x: jax.Array, _: Any = None) -> tuple[jax.Array, None]:
+        act = get_activation(self.activation)
+        h = x
+        for i in range(4):
+            h = _dense(self.width, f"dense_{i}")(h)
+            if self.layer_norm:
+                h = nn.LayerNorm(name=f"norm_{i}")(h)
+            h = act(h)
+        return (x + h if self.residual else h), None
+
+
+class ResidualMLP(nn.Module):
+    """Deep residual MLP (see the module docstring). ``out_size=None`` returns the trunk features [.., W]."""
+
+    out_size: int | None = None
+    width: int = 256
+    depth: int = 4
+    layer_norm: bool = True
+    activation: str = "swish"
+    residual: bool = True
+    unroll: int | bool = 1
+    remat: bool = False
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        act = get_activation(self.activation)
+        h = _dense(self.width, "input_dense")(x)
+        if self.layer_norm:
+            h = nn.LayerNorm(name="input_norm")(h)
+        h = act(h)
+
+        block_cls = nn.remat(ResidualBlock) if self.remat else ResidualBlock
+        blocks = nn.scan(
+            block_cls,
+            variable_axes={"params": 0},
+            split_rngs={"params": True},
+            length=self.depth // 4,
+            unroll=self.unroll,
+        )
+        h, _ = blocks(
+            width=self.width,
+            layer_norm=self.layer_norm,
+            activation=self.activation,
+            residual=self.residual,
+            name="blocks",
+        )(h, None)
+
+        if self.out_size is None:
+            return h
+        return _dense(self.out_size, "head")(h)
+
+
+class Actor(nn.Module):
+    """Tanh-Gaussian policy network: returns ``(mean, log_std)``, each [.., action_size].
+
+    A trunk-only ``ResidualMLP`` followed by two separate linear heads (``"mean"``, ``"log_std"``).
+    log_std = -5 + 0.5 * 7 * (tanh(raw) + 1), i.e. in [-5, 2].
+    """
+
+    action_size: int
+    width: int = 256
+    depth: int = 4
+    layer_norm: bool = True
+    activation: str = "swish"
+    residual: bool = True
+    unroll: int | bool = 1
+    remat: bool = False
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> tuple[jax.Array, jax.Array]:
+        h = ResidualMLP(
+            out_size=None,
+            width=self.width,
+            depth=self.depth,
+            layer_norm=self.layer_norm,
+            activation=self.activation,
+            residual=self.residual,
+            unroll=self.unroll,
+            remat=self.remat,
+            name="trunk",
+        )(x)
+        mean = _dense(self.action_size, "mean")(h)
+        raw = _dense(self.action_size, "log_std")(h)
+        log_std = LOG_STD_MIN + 0.5 * (LOG_STD_MAX - LOG_STD_MIN) * (jnp.tanh(raw) + 1.0)
+        return mean, log_std
+
+
+def sample_tanh_gaussian(key: jax.Array, mean: jax.Array, log_std: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """Reparameterised sample of a = tanh(mean + std * eps) and its log-probability.
+
+    log_prob = sum over the last axis of [Normal(mean, std).logpdf(x) - log(1 - a^2 + 1e-6)],
+    with x = mean + std * eps, eps ~ N(0, I). Returns (action [.., A], log_prob [..]).
+    """
+    std = jnp.exp(log_std)
+    eps = jax.random.normal(key, jnp.shape(mean), dtype=jnp.result_type(mean))
+    x = mean + std * eps
+    action = jnp.tanh(x)
+    # Normal(mean, std).logpdf(x) written in terms of eps = (x - mean) / std.
+    gauss_logpdf = -0.5 * jnp.square(eps) - log_std - 0.5 * jnp.log(2.0 * jnp.pi)
+    log_prob = jnp.sum(gauss_logpdf - jnp.log(1.0 - jnp.square(action) + TANH_LOG_PROB_EPS), axis=-1)
+    return action, log_prob
+
+
+def deterministic_action(mean: jax.Array) -> jax.Array:
+    """The evaluation action tanh(mean)."""
+    return jnp.tanh(mean)
+
+
+__all__ = [
+    "ACTIVATIONS",
+    "Actor",
+    "LOG_STD_MAX",
+    "LOG_STD_MIN",
+    "ResidualBlock",
+    "ResidualMLP",
+    "count_params",
+    "deterministic_action",
+    "get_activation",
+    "kernel_init",
+    "param_count",
+    "sample_tanh_gaussian",
+    "validate_network",
+]

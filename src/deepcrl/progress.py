@@ -1,0 +1,73 @@
+"""The live progress bar and the closing one-screen summary (rich)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+
+class RunProgress:
+    def __init__(self, config: Any, console: Console | None = None, enabled: bool = True):
+        self.config = config
+        self.console = console or Console(stderr=True)
+        self.enabled = enabled
+        self.progress = Progress(
+            TextColumn("[bold]train[/]"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("env steps"),
+            TextColumn("{task.fields[rate]}"),
+            TextColumn("{task.fields[score]}"),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+            console=self.console,
+            disable=not enabled,
+            transient=False,
+        )
+        self.task = None
+        self._start_steps = None
+        self._start_time = None
+
+    def __enter__(self):
+        self.progress.__enter__()
+        total = self.config.num_epochs * self.config.env_steps_per_epoch
+        self.task = self.progress.add_task("train", total=total, rate="", score="compiling...")
+        return self
+
+    def __exit__(self, *exc):
+        return self.progress.__exit__(*exc)
+
+    def update(self, env_steps: int, last_row: dict[str, float]) -> None:
+        import time
+
+        now = time.perf_counter()
+        if self._start_time is None:  # the first epoch includes compilation; measure the rate after it
+            self._start_time, self._start_steps = now, env_steps
+            rate = ""
+        else:
+            rate = f"{(env_steps - self._start_steps) / max(now - self._start_time, 1e-9):,.0f} steps/s"
+        score = ""
+        if last_row:
+            score = f"time at goal {last_row['eval/time_at_goal']:.1f}  success {last_row['eval/success']:.2f}"
+        self.progress.update(self.task, completed=env_steps, rate=rate, score=score)
+
+    def summary(self, result: Any, seconds: float) -> None:
+        if not self.enabled:
+            return
+        c = self.config
+        table = Table(title=f"deepcrl run: {c.env}{'' if c.layout is None else ' ' + c.layout}", show_header=False)
+        table.add_column("what", style="bold")
+        table.add_column("value")
+        last = result.metrics
+        table.add_row("networks", f"actor depth {c.resolved_actor_depth} width {c.resolved_actor_width}; critic depth {c.resolved_critic_depth} width {c.resolved_critic_width}")
+        table.add_row("steps", f"{int(last['env_steps']):,} env steps, {int(last['sgd_steps']):,} SGD steps of batch {c.batch_size}")
+        table.add_row("wall clock", f"{seconds:.0f} s")
+        fs = result.final_score
+        table.add_row("last-5 evals", f"success {fs['eval/success']:.2f}, time at goal {fs['eval/time_at_goal']:.1f} / {c.episode_length}, final distance {fs['eval/final_distance']:.2f}")
+        table.add_row("critic", f"accuracy {last['critic/accuracy']:.3f}, loss {last['critic/loss']:.3f}")
+        table.add_row("run dir", str(result.run_dir))
+        table.add_row("next", f"deepcrl eval {result.run_dir}")
+        self.console.print(table)

@@ -1,0 +1,123 @@
+"""The trajectory replay buffer and hindsight goal relabelling, on the device.
+
+Storage is time-major, `[capacity, num_envs, ...]`, a FIFO ring per environment: each collection
+writes `unroll_length` consecutive steps of every environment. Every step records the state
+observation, the action, the goal slice of the *next* state (before any automatic reset) and the id of
+the episode it belongs to, so trajectories can be told apart without storing boundaries.
+
+Relabelling (paper.md §4): for a transition at step i, the goal is the achieved goal of the state at
+step i + k of the same episode, with P(k) proportional to gamma^(k-1) for k = 1..n, where n is the
+number of next-states of that episode still in the buffer (a geometric law truncated at the end of the
+trajectory and renormalised, as in the reference code). The episode's last buffered step is found by a
+binary search over the (monotone) episode ids, and k is drawn by inverting the truncated geometric CDF:
+O(batch x log capacity) work and O(batch) memory. The reference code builds an episode_length x
+episode_length matrix per sampled environment instead, and cuts trajectories at its sampling window.
+"""
+
+from __future__ import annotations
+
+import math
+
+import jax
+import jax.numpy as jnp
+from flax import struct
+
+
+@struct.dataclass
+class Transition:
+    obs: jax.Array  # [..., state_size] state observation at step t (no goal)
+    action: jax.Array  # [..., action_size] action taken at step t
+    next_achieved: jax.Array  # [..., goal_size] goal slice of the state at t + 1 (before any reset)
+    episode_id: jax.Array  # [...] int32, unique per environment and episode
+
+
+@struct.dataclass
+class ReplayBuffer:
+    data: Transition  # every leaf [capacity, num_envs, ...]
+    insert_pos: jax.Array  # [] int32, next row to write
+    count: jax.Array  # [] int32, rows holding data (<= capacity)
+
+    @property
+    def capacity(self) -> int:
+        return self.data.episode_id.shape[0]
+
+    @property
+    def num_envs(self) -> int:
+        return self.data.episode_id.shape[1]
+
+
+@struct.dataclass
+class Batch:
+    obs: jax.Array  # [B, state_size]
+    action: jax.Array  # [B, action_size]
+    goal: jax.Array  # [B, goal_size] relabelled goal: achieved goal of a future state, same episode
+    offset: jax.Array  # [B] int32, k: how many steps ahead the goal state lies (>= 1)
+
+
+def init_buffer(capacity: int, num_envs: int, state_size: int, action_size: int, goal_size: int) -> ReplayBuffer:
+    data = Transition(
+        obs=jnp.zeros((capacity, num_envs, state_size), jnp.float32),
+        action=jnp.zeros((capacity, num_envs, action_size), jnp.float32),
+        next_achieved=jnp.zeros((capacity, num_envs, goal_size), jnp.float32),
+        episode_id=jnp.full((capacity, num_envs), -1, jnp.int32),
+    )
+    return ReplayBuffer(data=data, insert_pos=jnp.int32(0), count=jnp.int32(0))
+
+
+def insert(buffer: ReplayBuffer, chunk: Transition) -> ReplayBuffer:
+    """Append a [steps, num_envs, ...] chunk of consecutive steps, overwriting the oldest rows."""
+    steps = chunk.episode_id.shape[0]
+    rows = (buffer.insert_pos + jnp.arange(steps)) % buffer.capacity
+    data = jax.tree_util.tree_map(lambda store, new: store.at[rows].set(new.astype(store.dtype)), buffer.data, chunk)
+    return ReplayBuffer(
+        data=data,
+        insert_pos=(buffer.insert_pos + steps) % buffer.capacity,
+        count=jnp.minimum(buffer.count + steps, buffer.capacity),
+    )
+
+
+def truncated_geometric(key: jax.Array, gamma: float, n: jax.Array) -> jax.Array:
+    """Draw k in {1..n} with P(k) proportional to gamma^(k-1), by inverting the CDF (vectorised over n)."""
+    u = jax.random.uniform(key, n.shape, minval=0.0, maxval=1.0)
+    log_gamma = math.log(gamma)
+    tail = jnp.exp(n.astype(jnp.float32) * log_gamma)  # gamma^n
+    k = 1 + jnp.floor(jnp.log1p(-u * (1.0 - tail)) / log_gamma).astype(jnp.int32)
+    return jnp.clip(k, 1, n)
+
+
+def sample(buffer: ReplayBuffer, key: jax.Array, batch_size: int, gamma: float) -> Batch:
+    """A batch of transitions, uniform over the buffer, each with a relabelled future goal."""
+    env_key, row_key, offset_key = jax.random.split(key, 3)
+    capacity = buffer.capacity
+    env = jax.random.randint(env_key, (batch_size,), 0, buffer.num_envs)
+    chron = jax.random.randint(row_key, (batch_size,), 0, buffer.count)  # 0 = oldest row held
+    oldest = (buffer.insert_pos - buffer.count) % capacity
+
+    def row(c):
+        return (oldest + c) % capacity
+
+    ids = buffer.data.episode_id
+    own_id = ids[row(chron), env]
+
+    # Binary search for the last buffered step of the same episode: the largest c' >= chron with
+    # ids[c'] == own_id (ids never decrease along time within an environment).
+    lo, hi = chron, jnp.full_like(chron, buffer.count - 1)
+
+    def search(_, bounds):
+        lo, hi = bounds
+        mid = (lo + hi + 1) // 2
+        same = ids[row(mid), env] == own_id
+        return jnp.where(same, mid, lo), jnp.where(same, hi, mid - 1)
+
+    iterations = max(1, math.ceil(math.log2(capacity + 1)))
+    last, _ = jax.lax.fori_loop(0, iterations, search, (lo, hi))
+
+    n_future = last - chron + 1  # next-states available in this episode (>= 1)
+    offset = truncated_geometric(offset_key, gamma, n_future)
+    goal_rows = row(chron + offset - 1)
+    return Batch(
+        obs=buffer.data.obs[row(chron), env],
+        action=buffer.data.action[row(chron), env],
+        goal=buffer.data.next_achieved[goal_rows, env],
+        offset=offset,
+    )

@@ -1,0 +1,270 @@
+"""The training program: collect -> buffer -> relabel -> update, one jitted function per epoch.
+
+    trainer = Trainer(config)
+    state = trainer.init(key)              # agent, environments, buffer prefilled by the initial policy
+    state, metrics = trainer.epoch(state)  # collect num_envs x unroll_length steps (lax.scan), then
+                                           # updates_per_epoch SGD steps (lax.scan) on relabelled batches
+    metrics = trainer.evaluate(state, key) # deterministic policy on evaluation episodes
+
+All three are pure functions of their inputs, so a whole run can be vmapped over seeds or sharded over
+devices. `train(config)` is the thin host loop around them: it writes the run directory, logs between
+epochs and saves the final checkpoint.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+from flax import struct
+
+from deepcrl import replay
+from deepcrl.agents.crl import CRL, CRLConfig, CRLState
+from deepcrl.config import Config, make_env_from_config, validate
+from deepcrl.envs.base import Env, EnvState, step_autoreset
+from deepcrl.evaluate import make_evaluate
+
+# Blocks per scan iteration when Config.unroll == 0. Measured on a 2-core CPU (docs/benchmarks.md):
+# a fully unrolled network is faster for shallow nets, while compile time grows with unrolled depth.
+UNROLL_ALL_UP_TO_DEPTH = 16
+DEEP_UNROLL = 1
+
+
+def resolve_unroll(config_unroll: int, depth: int) -> int:
+    blocks = depth // 4
+    if config_unroll > 0:
+        return min(config_unroll, blocks)
+    return blocks if depth <= UNROLL_ALL_UP_TO_DEPTH else DEEP_UNROLL
+
+
+@struct.dataclass
+class TrainState:
+    agent: CRLState  # networks, optimisers, entropy temperature
+    envs: EnvState  # [num_envs] environment states
+    episode_ids: jax.Array  # [num_envs] int32, id of each environment's current episode
+    buffer: replay.ReplayBuffer  # trajectories of all environments
+    key: jax.Array  # PRNG key for the next epoch
+    env_steps: jax.Array  # [] int32, training environment steps so far (prefill not counted)
+    epoch: jax.Array  # [] int32, epochs done
+
+
+def build_agent(config: Config) -> tuple[Env, CRL]:
+    """The task and the agent a config describes."""
+    env = make_env_from_config(config)
+    actor_depth, critic_depth = config.resolved_actor_depth, config.resolved_critic_depth
+    agent_config = CRLConfig(
+        state_size=env.state_size,
+        goal_size=env.goal_size,
+        action_size=env.action_size,
+        actor_depth=actor_depth,
+        critic_depth=critic_depth,
+        actor_width=config.resolved_actor_width,
+        critic_width=config.resolved_critic_width,
+        repr_dim=config.repr_dim,
+        layer_norm=config.layer_norm,
+        activation=config.activation,
+        residual=config.residual,
+        actor_unroll=resolve_unroll(config.unroll, actor_depth),
+        critic_unroll=resolve_unroll(config.unroll, critic_depth),
+        energy=config.energy,
+        contrastive_loss=config.contrastive_loss,
+        logsumexp_penalty=config.logsumexp_penalty,
+        entropy_scale=config.entropy_scale,
+        actor_lr=config.actor_lr,
+        critic_lr=config.critic_lr,
+        alpha_lr=config.alpha_lr,
+    )
+    return env, CRL(agent_config)
+
+
+class Trainer:
+    """Pure, jitted pieces of a training run for one config."""
+
+    def __init__(self, config: Config):
+        validate(config)
+        self.config = config
+        self.env, self.agent = build_agent(config)
+        self._evaluate = make_evaluate(self.env, config.num_eval_envs)
+        self.init = jax.jit(self._init)
+        self.epoch = jax.jit(self._epoch, donate_argnums=0)
+        self.evaluate = jax.jit(self._evaluate_state)
+
+    # ----- collection -----
+    def _collect(self, actor_params, envs: EnvState, episode_ids: jax.Array, key: jax.Array, length: int):
+        env, agent = self.env, self.agent
+
+        def one_step(carry, step_key):
+            envs, episode_ids = carry
+            obs = jax.vmap(env.observation)(envs)
+            actions = agent.act(actor_params, obs, step_key)
+            nxt, stepped = jax.vmap(lambda s, a: step_autoreset(env, s, a))(envs, actions)
+            done = jnp.maximum(stepped.terminated, stepped.truncated) > 0
+            transition = replay.Transition(
+                obs=envs.obs,
+                action=actions,
+                next_achieved=env.achieved_goal(stepped.obs),
+                episode_id=episode_ids,
+            )
+            stats = (stepped.success, done.astype(jnp.float32))
+            return (nxt, episode_ids + done.astype(jnp.int32)), (transition, stats)
+
+        (envs, episode_ids), (chunk, (success, done)) = jax.lax.scan(
+            one_step, (envs, episode_ids), jax.random.split(key, length)
+        )
+        stats = {"collect/success_rate": jnp.mean(success), "collect/episodes": jnp.sum(done)}
+        return envs, episode_ids, chunk, stats
+
+    # ----- the three programs -----
+    def _init(self, key: jax.Array) -> TrainState:
+        c, env = self.config, self.env
+        agent_key, env_key, prefill_key, key = jax.random.split(key, 4)
+        agent_state = self.agent.init(agent_key)
+        envs = jax.vmap(env.reset)(jax.random.split(env_key, c.num_envs))
+        episode_ids = jnp.zeros((c.num_envs,), jnp.int32)
+        buffer = replay.init_buffer(c.buffer_size, c.num_envs, env.state_size, env.action_size, env.goal_size)
+        if c.prefill_steps > 0:
+            envs, episode_ids, chunk, _ = self._collect(agent_state.actor_params, envs, episode_ids, prefill_key, c.prefill_steps)
+            buffer = replay.insert(buffer, chunk)
+        return TrainState(
+            agent=agent_state, envs=envs, episode_ids=episode_ids, buffer=buffer, key=key,
+            env_steps=jnp.int32(0), epoch=jnp.int32(0),
+        )
+
+    def _epoch(self, state: TrainState) -> tuple[TrainState, dict[str, jax.Array]]:
+        c = self.config
+        collect_key, sgd_key, key = jax.random.split(state.key, 3)
+        envs, episode_ids, chunk, collect_stats = self._collect(
+            state.agent.actor_params, state.envs, state.episode_ids, collect_key, c.unroll_length
+        )
+        buffer = replay.insert(state.buffer, chunk)
+
+        def sgd_step(agent_state, step_key):
+            sample_key, update_key = jax.random.split(step_key)
+            batch = replay.sample(buffer, sample_key, c.batch_size, c.gamma)
+            agent_state, metrics = self.agent.update(agent_state, batch, update_key)
+            metrics["replay/goal_offset"] = jnp.mean(batch.offset.astype(jnp.float32))
+            return agent_state, metrics
+
+        agent_state, metrics = jax.lax.scan(sgd_step, state.agent, jax.random.split(sgd_key, c.updates_per_epoch))
+        metrics = jax.tree_util.tree_map(jnp.mean, metrics)
+        metrics.update(collect_stats)
+        new_state = TrainState(
+            agent=agent_state, envs=envs, episode_ids=episode_ids, buffer=buffer, key=key,
+            env_steps=state.env_steps + c.env_steps_per_epoch, epoch=state.epoch + 1,
+        )
+        return new_state, metrics
+
+    def _evaluate_state(self, state: TrainState, key: jax.Array) -> dict[str, jax.Array]:
+        actor_params = state.agent.actor_params
+        return self._evaluate(lambda obs: self.agent.act(actor_params, obs, deterministic=True), key)
+
+
+# ----------------------------------------------------------------------------------------------
+# The host loop
+# ----------------------------------------------------------------------------------------------
+
+
+@dataclass
+class RunResult:
+    run_dir: Path  # where config.json, metrics.csv, tensorboard/ and checkpoint/ were written
+    metrics: dict[str, float]  # the last evaluation (and training metrics of its epoch)
+    final_score: dict[str, float]  # eval metrics averaged over the last 5 evaluations
+    history: list[dict[str, float]]  # every row written to metrics.csv
+
+
+def default_run_dir(config: Config) -> Path:
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    env = config.env if config.layout is None else f"{config.env}-{config.layout.replace(':', '_').replace('/', '_')}"
+    return Path("runs") / f"{env}-d{config.depth}-s{config.seed}-{stamp}"
+
+
+def prepare_run_dir(config: Config) -> tuple[Config, Path]:
+    """Resolve and check the output folder before anything is compiled; ConfigError if unusable."""
+    from deepcrl.errors import ConfigError
+
+    run_dir = Path(config.run_dir) if config.run_dir else default_run_dir(config)
+    if (run_dir / "config.json").exists() or (run_dir / "metrics.csv").exists():
+        raise ConfigError(f"run_dir={str(run_dir)!r} already holds a run; choose another --run-dir")
+    if run_dir.exists() and not run_dir.is_dir():
+        raise ConfigError(f"run_dir={str(run_dir)!r} is a file, not a folder; choose another --run-dir")
+    # Find the deepest existing ancestor and check we can write there, without creating anything.
+    probe = run_dir
+    while not probe.exists():
+        probe = probe.parent
+    import os
+
+    if not probe.is_dir() or not os.access(probe, os.W_OK | os.X_OK):
+        raise ConfigError(f"run_dir={str(run_dir)!r} is not writable ({str(probe)!r} does not accept new files); choose another --run-dir")
+    layout = config.layout
+    if layout is not None and layout.startswith("maze:"):
+        layout = "maze:" + str(Path(layout[5:]).expanduser().resolve())
+    return dataclasses.replace(config, run_dir=str(run_dir), layout=layout), run_dir
+
+
+def train(config: Config, console: Any = None) -> RunResult:
+    """Train one agent end to end; returns the final metrics and the run directory.
+
+    Nothing is written before the whole config has been validated and the run directory checked.
+    """
+    from deepcrl.checkpoint import save_checkpoint
+    from deepcrl.logger import MetricsLogger
+    from deepcrl.progress import RunProgress
+
+    validate(config)
+    config, run_dir = prepare_run_dir(config)
+    trainer = Trainer(config)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "config.json").write_text(config.to_json())
+    logger = MetricsLogger(run_dir, tensorboard=config.tensorboard)
+
+    key = jax.random.PRNGKey(config.seed)
+    init_key, eval_key = jax.random.split(key)
+    eval_epochs = set(config.eval_epochs)
+    history: list[dict[str, float]] = []
+    start = time.perf_counter()
+    progress = RunProgress(config, console=console, enabled=config.progress)
+    try:
+        with progress:
+            state = trainer.init(init_key)
+            last_train: dict[str, float] = {}
+            for epoch in range(1, config.num_epochs + 1):
+                state, train_metrics = trainer.epoch(state)
+                if epoch in eval_epochs:
+                    eval_metrics = trainer.evaluate(state, jax.random.fold_in(eval_key, epoch))
+                    train_metrics, eval_metrics = jax.device_get((train_metrics, eval_metrics))
+                    env_steps = epoch * config.env_steps_per_epoch
+                    elapsed = time.perf_counter() - start
+                    row = {
+                        "epoch": epoch,
+                        "env_steps": env_steps,
+                        "sgd_steps": epoch * config.updates_per_epoch,
+                        "time_s": round(elapsed, 3),
+                        **{k: float(v) for k, v in eval_metrics.items()},
+                        **{k: float(v) for k, v in train_metrics.items()},
+                    }
+                    logger.log(row, step=env_steps)
+                    history.append(row)
+                    last_train = row
+                progress.update(epoch * config.env_steps_per_epoch, last_train)
+        jax.block_until_ready(state)
+        save_checkpoint(run_dir, config, state.agent)
+    finally:
+        logger.close()
+
+    final = final_score(history)
+    result = RunResult(run_dir=run_dir, metrics=history[-1], final_score=final, history=history)
+    progress.summary(result, time.perf_counter() - start)
+    return result
+
+
+def final_score(history: list[dict[str, float]], last: int = 5) -> dict[str, float]:
+    """Evaluation metrics averaged over the last `last` evaluations (the paper's reported score)."""
+    rows = history[-last:]
+    keys = [k for k in rows[-1] if k.startswith("eval/")]
+    return {k: sum(r[k] for r in rows) / len(rows) for k in keys}

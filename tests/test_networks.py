@@ -1,0 +1,336 @@
+"""Residual MLP / actor structure, parameter counts, scan variants, deep gradients, tanh-Gaussian."""
+
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from deepcrl.errors import ConfigError
+from deepcrl.networks import (
+    Actor,
+    ResidualMLP,
+    count_params,
+    deterministic_action,
+    param_count,
+    sample_tanh_gaussian,
+    validate_network,
+)
+
+KEY = jax.random.PRNGKey(0)
+
+
+def _x(b=4, d=5, seed=1):
+    return jax.random.normal(jax.random.PRNGKey(seed), (b, d))
+
+
+def _init(module, x):
+    return jax.jit(module.init)(KEY, x)  # one compilation instead of many eager op dispatches
+
+
+def _apply(module, params, x):
+    return jax.jit(module.apply)(params, x)
+
+
+def _shapes(module, x):
+    """Parameter shapes without running (or compiling) the initialisers."""
+    return jax.eval_shape(module.init, KEY, x)
+
+
+# ------------------------------------------------------------------ parameter counts / structure
+
+
+@pytest.mark.parametrize(
+    "width,depth,in_size,out_size,layer_norm",
+    [(8, 4, 3, 2, True), (16, 8, 7, 64, True), (16, 8, 7, 64, False), (32, 12, 1, 1, False), (5, 16, 9, 3, True)],
+)
+def test_residual_mlp_param_count(width, depth, in_size, out_size, layer_norm):
+    m = ResidualMLP(out_size=out_size, width=width, depth=depth, layer_norm=layer_norm)
+    params = _shapes(m, jnp.zeros((2, in_size)))
+    assert count_params(params) == param_count(width, depth, in_size, out_size, layer_norm)
+
+
+def test_param_count_closed_form_values():
+    # in 3, W 4, depth 4, out 2: input 3*4+4+8=24; 4 layers * (16+4+8)=112; head 4*2+2=10.
+    assert param_count(4, 4, 3, 2) == 24 + 112 + 10
+    assert param_count(4, 4, 3, 2, layer_norm=False) == 16 + 80 + 10
+    # Linear in depth, quadratic in width.
+    assert param_count(256, 8, 10, 64) - param_count(256, 4, 10, 64) == 4 * (256 * 256 + 256 + 512)
+    assert param_count(4, 4, 3, None) == 24 + 112
+
+
+@pytest.mark.parametrize("width,depth,in_size,action_size,layer_norm", [(8, 4, 6, 2, True), (16, 8, 11, 8, False)])
+def test_actor_param_count(width, depth, in_size, action_size, layer_norm):
+    a = Actor(action_size=action_size, width=width, depth=depth, layer_norm=layer_norm)
+    params = _shapes(a, jnp.zeros((2, in_size)))
+    assert count_params(params) == param_count(width, depth, in_size, 2 * action_size, layer_norm)
+    p = params["params"]
+    assert set(p) == {"trunk", "mean", "log_std"}
+    assert p["mean"]["kernel"].shape == (width, action_size)
+    assert p["log_std"]["kernel"].shape == (width, action_size)
+
+
+def test_count_params_on_pytree():
+    tree = {"a": jnp.zeros((2, 3)), "b": [jnp.zeros(4), {"c": jnp.zeros((1, 2, 5))}]}
+    assert count_params(tree) == 6 + 4 + 10
+
+
+@pytest.mark.parametrize("depth", [4, 12])
+def test_block_params_are_stacked(depth):
+    width = 8
+    params = _init(ResidualMLP(out_size=3, width=width, depth=depth), _x())["params"]
+    n = depth // 4
+    assert set(params) == {"input_dense", "input_norm", "blocks", "head"}
+    blocks = params["blocks"]
+    assert set(blocks) == {f"dense_{i}" for i in range(4)} | {f"norm_{i}" for i in range(4)}
+    for i in range(4):
+        assert blocks[f"dense_{i}"]["kernel"].shape == (n, width, width)
+        assert blocks[f"dense_{i}"]["bias"].shape == (n, width)
+        assert blocks[f"norm_{i}"]["scale"].shape == (n, width)
+    # Every leaf of the scanned blocks has the leading axis depth/4.
+    assert all(leaf.shape[0] == n for leaf in jax.tree_util.tree_leaves(blocks))
+    if n > 1:  # each block has its own initialisation
+        k = np.asarray(blocks["dense_0"]["kernel"])
+        assert not np.allclose(k[0], k[1])
+
+
+def test_initialisation():
+    width, in_size = 64, 10
+    params = _init(ResidualMLP(out_size=3, width=width, depth=8), jnp.zeros((1, in_size)))["params"]
+    # Zero biases everywhere; LayerNorm default (scale 1, bias 0).
+    for path, leaf in jax.tree_util.tree_leaves_with_path(params):
+        name = jax.tree_util.keystr(path)
+        if "bias" in name:
+            assert np.all(np.asarray(leaf) == 0), name
+        if "scale" in name:
+            assert np.all(np.asarray(leaf) == 1), name
+    # variance_scaling(1/3, fan_in, uniform): U(-limit, limit), limit = sqrt(3 * (1/3) / fan_in).
+    k = np.asarray(params["input_dense"]["kernel"])
+    assert np.max(np.abs(k)) <= math.sqrt(1.0 / in_size) + 1e-6
+    kb = np.asarray(params["blocks"]["dense_1"]["kernel"])
+    limit = math.sqrt(1.0 / width)
+    assert np.max(np.abs(kb)) <= limit + 1e-6
+    np.testing.assert_allclose(np.var(kb), limit**2 / 3.0, rtol=0.1)
+
+
+def test_trunk_only_output():
+    m = ResidualMLP(out_size=None, width=16, depth=4)
+    x = _x()
+    params = _init(m, x)
+    assert "head" not in params["params"]
+    assert _apply(m, params, x).shape == (4, 16)
+
+
+def test_output_shapes_and_batch_dims():
+    m = ResidualMLP(out_size=64, width=16, depth=8)
+    params = _shapes(m, jnp.zeros((1, 5)))
+    assert jax.eval_shape(m.apply, params, jnp.zeros((3, 5))).shape == (3, 64)
+    assert jax.eval_shape(m.apply, params, jnp.zeros((2, 3, 5))).shape == (2, 3, 64)
+
+
+# ------------------------------------------------------------------ scan variants
+
+
+def _out_loss_and_grads(module, params, x):
+    def f(p):
+        out = module.apply(p, x)
+        return jnp.sum(jnp.square(out)), out
+
+    (value, out), grads = jax.jit(jax.value_and_grad(f, has_aux=True))(params)
+    return out, value, grads
+
+
+_SCAN_KW = dict(out_size=3, width=16, depth=12)  # three blocks: unroll=2 leaves a remainder
+
+
+@pytest.fixture(scope="module")
+def rolled_reference():
+    x = _x()
+    base = ResidualMLP(**_SCAN_KW)
+    params = jax.jit(base.init)(KEY, x)
+    return x, params, _out_loss_and_grads(base, params, x)
+
+
+@pytest.mark.parametrize("unroll,remat", [(True, False), (1, True), (True, True), (2, False)])
+def test_unroll_and_remat_same_outputs_and_grads(rolled_reference, unroll, remat):
+    x, params, (out0, v0, g0) = rolled_reference
+    other = ResidualMLP(**_SCAN_KW, unroll=unroll, remat=remat)
+    other_params = _shapes(other, x)
+    # Same parameter structure and shapes.
+    assert jax.tree_util.tree_structure(params) == jax.tree_util.tree_structure(other_params)
+    assert jax.tree_util.tree_map(jnp.shape, params) == jax.tree_util.tree_map(jnp.shape, other_params)
+
+    out1, v1, g1 = _out_loss_and_grads(other, params, x)
+    np.testing.assert_allclose(out0, out1, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(v0, v1, rtol=1e-5)
+    for a, b in zip(jax.tree_util.tree_leaves(g0), jax.tree_util.tree_leaves(g1)):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+
+
+def test_actor_unroll_same_output():
+    x = _x()
+    a0 = Actor(action_size=2, width=16, depth=8)
+    a1 = Actor(action_size=2, width=16, depth=8, unroll=True, remat=True)
+    params = _init(a0, x)
+    for u, v in zip(_apply(a0, params, x), _apply(a1, params, x)):
+        np.testing.assert_allclose(u, v, rtol=1e-5, atol=1e-6)
+
+
+# ------------------------------------------------------------------ depth
+
+
+def test_depth_256_finite_nonzero_gradients():
+    x = jax.random.normal(jax.random.PRNGKey(3), (8, 6))
+    m = ResidualMLP(out_size=4, width=32, depth=256)
+    params = jax.jit(m.init)(KEY, x)
+    assert count_params(params) == param_count(32, 256, 6, 4)
+    out, _, grads = _out_loss_and_grads(m, params, x)
+    assert np.all(np.isfinite(np.asarray(out)))
+    for path, g in jax.tree_util.tree_leaves_with_path(grads):
+        g = np.asarray(g)
+        name = jax.tree_util.keystr(path)
+        assert np.all(np.isfinite(g)), name
+        assert np.any(g != 0), name
+    # Every one of the 64 blocks receives gradient (not only the top ones).
+    k = np.asarray(grads["params"]["blocks"]["dense_0"]["kernel"])
+    assert k.shape[0] == 64
+    assert np.all(np.abs(k).reshape(64, -1).max(axis=1) > 0)
+
+
+# ------------------------------------------------------------------ ablation variants
+
+
+@pytest.mark.parametrize(
+    "variant", [dict(residual=False), dict(layer_norm=False), dict(activation="relu")]
+)
+def test_variants_run_and_change_output(variant):
+    x = _x()
+    kwargs = dict(out_size=3, width=16, depth=8)
+    base = ResidualMLP(**kwargs)
+    other = ResidualMLP(**kwargs, **variant)
+    params = _init(other, x)
+    out = _apply(other, params, x)
+    assert out.shape == (4, 3)
+    assert np.all(np.isfinite(np.asarray(out)))
+    if variant.get("layer_norm") is False:
+        assert "input_norm" not in params["params"]
+        assert not any("norm" in k for k in params["params"]["blocks"])
+    else:
+        # Same structure as the default: compare outputs for the same parameters.
+        base_out = _apply(base, params, x)
+        assert not np.allclose(out, base_out, atol=1e-4)
+        return
+    base_out = _apply(base, _init(base, x), x)
+    assert not np.allclose(out, base_out, atol=1e-4)
+
+
+def test_unknown_activation_in_module_raises():
+    with pytest.raises(ConfigError):
+        ResidualMLP(out_size=2, width=4, depth=4, activation="gelu").init(KEY, jnp.zeros((1, 3)))
+
+
+# ------------------------------------------------------------------ validation
+
+
+def test_validate_network_accepts_good():
+    validate_network(256, 4, "swish")
+    validate_network(1, 1024, "relu")
+    validate_network(32, 8, "swish", unroll=True)
+    validate_network(32, 8, "swish", unroll=4)
+
+
+@pytest.mark.parametrize(
+    "args,needle",
+    [
+        ((256, 6, "swish"), "depth=6"),
+        ((256, 0, "swish"), "depth=0"),
+        ((256, -4, "swish"), "depth=-4"),
+        ((256, 4.0, "swish"), "depth=4.0"),
+        ((0, 4, "swish"), "width=0"),
+        ((-3, 4, "swish"), "width=-3"),
+        ((256, 4, "gelu"), "activation='gelu'"),
+    ],
+)
+def test_validate_network_errors(args, needle):
+    with pytest.raises(ConfigError) as e:
+        validate_network(*args)
+    msg = str(e.value)
+    assert needle in msg
+    assert "\n" not in msg
+    if "activation" in needle:
+        assert "swish" in msg and "relu" in msg
+    if "depth" in needle:
+        assert "multiple of 4" in msg
+
+
+def test_validate_network_unroll_error():
+    with pytest.raises(ConfigError, match="unroll=0"):
+        validate_network(8, 4, "swish", unroll=0)
+
+
+# ------------------------------------------------------------------ actor / tanh-Gaussian
+
+
+def test_actor_log_std_range_and_shapes():
+    a = Actor(action_size=3, width=16, depth=4)
+    x = 50.0 * _x(b=64, d=7)  # large inputs push raw log_std towards saturation
+    params = _init(a, x)
+    # Scale the log_std head so tanh saturates both ways.
+    params["params"]["log_std"]["kernel"] = params["params"]["log_std"]["kernel"] * 100.0
+    apply = jax.jit(a.apply)
+    mean, log_std = apply(params, x)
+    assert mean.shape == (64, 3) and log_std.shape == (64, 3)
+    ls = np.asarray(log_std)
+    assert np.all(ls >= -5.0) and np.all(ls <= 2.0)
+    assert ls.min() < -4.9 and ls.max() > 1.9
+    # With a zero raw output, log_std sits at the middle of the range: -1.5.
+    params["params"]["log_std"]["kernel"] = jnp.zeros_like(params["params"]["log_std"]["kernel"])
+    _, log_std0 = apply(params, x)
+    np.testing.assert_allclose(log_std0, -1.5, atol=1e-6)
+
+
+def test_sample_tanh_gaussian_matches_numpy():
+    rng = np.random.default_rng(0)
+    mean = rng.normal(size=(6, 3)).astype(np.float32)
+    log_std = rng.uniform(-2.0, 0.5, size=(6, 3)).astype(np.float32)
+    key = jax.random.PRNGKey(11)
+    action, log_prob = jax.jit(sample_tanh_gaussian)(key, jnp.asarray(mean), jnp.asarray(log_std))
+    assert action.shape == (6, 3) and log_prob.shape == (6,)
+
+    eps = np.asarray(jax.random.normal(key, (6, 3)), dtype=np.float64)
+    m, ls = mean.astype(np.float64), log_std.astype(np.float64)
+    std = np.exp(ls)
+    x = m + std * eps
+    a = np.tanh(x)
+    logpdf = -0.5 * ((x - m) / std) ** 2 - np.log(std) - 0.5 * np.log(2 * np.pi)
+    ref = np.sum(logpdf - np.log(1 - a**2 + 1e-6), axis=-1)
+    np.testing.assert_allclose(action, a, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(log_prob, ref, rtol=1e-5, atol=1e-5)
+
+
+def test_actions_in_open_interval_and_deterministic():
+    mean = jnp.linspace(-3.0, 3.0, 40).reshape(10, 4)
+    log_std = jnp.full((10, 4), 2.0)
+    sample = jax.jit(sample_tanh_gaussian)
+    action, log_prob = sample(jax.random.PRNGKey(2), mean, log_std)
+    assert np.all(np.abs(np.asarray(action)) <= 1.0)
+    assert np.all(np.isfinite(np.asarray(log_prob)))
+    det = deterministic_action(mean)
+    assert np.all(np.abs(np.asarray(det)) < 1.0)
+    np.testing.assert_allclose(det, np.tanh(np.asarray(mean)), rtol=1e-6)
+    # Moderate std: strictly inside (-1, 1) in float32.
+    a2, _ = sample(jax.random.PRNGKey(3), jnp.zeros((100, 2)), jnp.full((100, 2), -1.0))
+    assert np.all(np.abs(np.asarray(a2)) < 1.0)
+
+
+def test_sample_is_reparameterised():
+    key = jax.random.PRNGKey(4)
+
+    def f(mean, log_std):
+        a, lp = sample_tanh_gaussian(key, mean, log_std)
+        return jnp.sum(a) + jnp.sum(lp)
+
+    gm, gs = jax.jit(jax.grad(f, argnums=(0, 1)))(jnp.zeros((3, 2)), jnp.full((3, 2), -1.0))
+    assert np.all(np.isfinite(gm)) and np.any(np.asarray(gm) != 0)
+    assert np.all(np.isfinite(gs)) and np.any(np.asarray(gs) != 0)
