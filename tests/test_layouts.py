@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from deepcrl.envs.layouts import BUILTIN_LAYOUTS, LAYOUT_NAMES, Layout, get_layout, parse_layout
+from deepcrl.envs.layouts import LAYOUT_NAMES, Layout, get_layout, parse_layout
 from deepcrl.errors import ConfigError
 
 EXPECTED_NAMES = ("open", "u_maze", "u4_maze", "u5_maze", "big_maze", "hardest_maze")

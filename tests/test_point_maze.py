@@ -93,14 +93,16 @@ def random_actions(rng: np.random.Generator, steps: int, n: int) -> np.ndarray:
 
 @functools.lru_cache(maxsize=None)
 def rollout_fn(env: PointMaze):
-    def one(state, actions):
+    """jit(keys [N], start positions [N, 2], actions [T, N, 2]) -> positions, velocities [T, N, 2]."""
+
+    def one(key, pos0, actions):
         def body(s, a):
             s = env.step(s, a)
             return s, (s.physics.pos, s.physics.vel)
 
-        return jax.lax.scan(body, state, actions)[1]
+        return jax.lax.scan(body, place(env, env.reset(key), pos0), actions)[1]
 
-    return jax.jit(jax.vmap(one, in_axes=(0, 1), out_axes=1))
+    return jax.jit(jax.vmap(one, in_axes=(0, 0, 1), out_axes=1))
 
 
 # ------------------------------------------------------------------------------------ walls, sliding
@@ -132,9 +134,8 @@ def test_walls_are_never_crossed(layout_name, cell_size, radius, max_speed):
     n, steps = 96, 150
     pos0 = start_positions(env, n, rng)
     assert not overlaps_wall(layout, cell_size, radius, pos0).any()
-    states = place(env, jax.jit(jax.vmap(env.reset))(jax.random.split(jax.random.PRNGKey(0), n)), pos0)
     actions = random_actions(rng, steps, n)
-    pos, vel = map(np.asarray, rollout_fn(env)(states, jnp.asarray(actions)))
+    pos, vel = map(np.asarray, rollout_fn(env)(jax.random.split(jax.random.PRNGKey(0), n), pos0, actions))
     bad = overlaps_wall(layout, cell_size, radius, pos.reshape(-1, 2))
     assert not bad.any(), f"{bad.sum()} positions overlap a wall, e.g. {pos.reshape(-1, 2)[bad][:3]}"
     # The velocity is the displacement achieved, never more than commanded, never backwards.
@@ -149,8 +150,9 @@ def test_walls_are_never_crossed(layout_name, cell_size, radius, max_speed):
 
 
 _SLIDE_ENV = PointMaze(get_layout("u_maze"), radius=0.2, max_speed=0.5999, episode_length=10_000)
-_SLIDE_STEP = jax.jit(_SLIDE_ENV.step)
-_SLIDE_STATE = _SLIDE_ENV.reset(jax.random.PRNGKey(0))
+_SLIDE_STEP = jax.jit(
+    lambda pos, a: _SLIDE_ENV.step(place(_SLIDE_ENV, _SLIDE_ENV.reset(jax.random.PRNGKey(0)), pos), a)
+)
 
 
 @settings(max_examples=150, deadline=None)
@@ -165,7 +167,7 @@ def test_single_step_property(cell, off, action):
     h = (cs / 2 - r) * (1 - 1e-5)
     pos = np.array([(cell[1] + 0.5) * cs + off[0] * h, (cell[0] + 0.5) * cs + off[1] * h], np.float32)
     assert not overlaps_wall(env.layout, cs, r, pos).any()
-    out = _SLIDE_STEP(place(env, _SLIDE_STATE, pos), jnp.asarray(action, jnp.float32))
+    out = _SLIDE_STEP(pos, np.asarray(action, np.float32))
     new = np.asarray(out.physics.pos, np.float64)
     assert not overlaps_wall(env.layout, cs, r, new).any()
     cmd = env.max_speed * np.clip(action, -1, 1)
@@ -181,22 +183,21 @@ def test_single_step_property(cell, off, action):
 
 def test_slides_along_walls():
     env = PointMaze(get_layout("u_maze"), episode_length=100)  # cell 1, radius 0.1, speed 0.25
-    step = jax.jit(env.step)
-    s = place(env, env.reset(jax.random.PRNGKey(0)), [1.5, 1.5])  # centre of the start cell (1, 1)
-    # Diagonally up-right: row 0 above is a wall, so the agent slides right along it.
-    for _ in range(3):
-        s = step(s, jnp.array([1.0, -1.0]))
-    x, y, vx, vy = np.asarray(s.obs)
-    assert abs(x - 2.25) < 1e-5 and abs(y - 1.1) < 1e-3 and abs(vx - 0.25) < 1e-6 and vy == 0.0
+    # From the centre of the start cell (1, 1): 11 steps diagonally up-right, then 1 down-right.
+    actions = np.array([[1.0, -1.0]] * 11 + [[1.0, 1.0]], np.float32)[:, None]
+    keys = jax.random.split(jax.random.PRNGKey(0), 1)
+    pos, vel = map(np.asarray, rollout_fn(env)(keys, np.array([[1.5, 1.5]]), actions))
+    pos, vel = pos[:, 0], vel[:, 0]
+    # Row 0 above is a wall, so the agent slides right along it.
+    x, y = pos[2]
+    assert abs(x - 2.25) < 1e-5 and abs(y - 1.1) < 1e-3 and np.allclose(vel[2], [0.25, 0.0], atol=1e-6)
+    assert np.allclose(vel[:3, 0], 0.25, atol=1e-6)  # x never slowed by the wall above
     # Keep going: stopped by the wall at x = 4 (right column), in the corner.
-    for _ in range(8):
-        s = step(s, jnp.array([1.0, -1.0]))
-    x, y, vx, vy = np.asarray(s.obs)
-    assert abs(x - 3.9) < 1e-3 and abs(y - 1.1) < 1e-3 and vx == 0.0 and vy == 0.0
+    x, y = pos[10]
+    assert abs(x - 3.9) < 1e-3 and abs(y - 1.1) < 1e-3 and np.all(vel[10] == 0.0)
     # Diagonally down-right: the right wall stops x, the agent slides down the corridor.
-    s = step(s, jnp.array([1.0, 1.0]))
-    x, y, vx, vy = np.asarray(s.obs)
-    assert abs(x - 3.9) < 1e-3 and abs(y - 1.35) < 1e-3 and vx == 0.0 and abs(vy - 0.25) < 1e-6
+    x, y = pos[11]
+    assert abs(x - 3.9) < 1e-3 and abs(y - 1.35) < 1e-3 and vel[11, 0] == 0.0 and abs(vel[11, 1] - 0.25) < 1e-6
 
 
 # ------------------------------------------------------------------------------------ resets, steps
@@ -206,40 +207,46 @@ def test_shapes_dtypes_and_protocol():
     assert (env.state_size, env.goal_size, env.action_size, env.obs_size) == (4, 2, 2, 6)
     assert env.goal_indices == (0, 1) and env.name == "point_u_maze"
     keys = jax.random.split(jax.random.PRNGKey(3), 5)
-    for reset in (env.reset, env.eval_reset):
-        s = jax.jit(jax.vmap(reset))(keys)
-        assert s.obs.shape == (5, 4) and s.obs.dtype == jnp.float32
-        assert s.goal.shape == (5, 2) and s.goal.dtype == jnp.float32
-        for f in (s.distance, s.success, s.terminated, s.truncated):
+
+    @jax.jit
+    def run(keys):
+        s, e = jax.vmap(env.reset)(keys), jax.vmap(env.eval_reset)(keys)
+        return s, e, jax.vmap(env.step)(s, jnp.zeros((5, 2))), env.observation(s), env.achieved_goal(s.obs)
+
+    s, e, s2, obs, achieved = run(keys)
+    for st_ in (s, e):
+        assert st_.obs.shape == (5, 4) and st_.obs.dtype == jnp.float32
+        assert st_.goal.shape == (5, 2) and st_.goal.dtype == jnp.float32
+        for f in (st_.distance, st_.success, st_.terminated, st_.truncated):
             assert f.shape == (5,) and f.dtype == jnp.float32
-        assert s.step.shape == (5,) and s.step.dtype == jnp.int32 and np.all(np.asarray(s.step) == 0)
-        assert np.all(np.asarray(s.terminated) == 0) and np.all(np.asarray(s.truncated) == 0)
-        assert np.all(np.asarray(s.obs)[:, 2:] == 0)
-        np.testing.assert_allclose(s.distance, np.linalg.norm(np.asarray(s.obs)[:, :2] - np.asarray(s.goal), axis=1), rtol=1e-6)
-        assert not np.array_equal(np.asarray(jax.random.key_data(s.key)), np.asarray(jax.random.key_data(keys)))
-        assert env.observation(s).shape == (5, 6) and env.achieved_goal(s.obs).shape == (5, 2)
-    s2 = jax.jit(jax.vmap(env.step))(s, jnp.zeros((5, 2)))
+        assert st_.step.shape == (5,) and st_.step.dtype == jnp.int32 and np.all(np.asarray(st_.step) == 0)
+        assert np.all(np.asarray(st_.terminated) == 0) and np.all(np.asarray(st_.truncated) == 0)
+        assert np.all(np.asarray(st_.obs)[:, 2:] == 0)
+        dist = np.linalg.norm(np.asarray(st_.obs)[:, :2] - np.asarray(st_.goal), axis=1)
+        np.testing.assert_allclose(st_.distance, dist, rtol=1e-6)
+        assert not np.array_equal(np.asarray(st_.key), np.asarray(keys))  # a fresh key
+    assert obs.shape == (5, 6) and np.array_equal(obs[:, 4:], s.goal) and np.array_equal(achieved, s.obs[:, :2])
     assert s2.obs.shape == (5, 4) and s2.step.dtype == jnp.int32 and np.all(np.asarray(s2.step) == 1)
     assert jax.tree_util.tree_structure(s2) == jax.tree_util.tree_structure(s)
 
 
 def test_success_at_goal_and_truncation():
     env = make_env("point_open", episode_length=5, goal_threshold=0.3)
-    step = jax.jit(env.step)
-    s = env.reset(jax.random.PRNGKey(7))
-    s = place(env, s, s.goal)
-    truncs, succ = [], []
-    for _ in range(5):
-        s = step(s, jnp.zeros(2))
-        truncs.append(float(s.truncated))
-        succ.append(float(s.success))
-        assert float(s.terminated) == 0.0
-    assert truncs == [0, 0, 0, 0, 1] and succ == [1, 1, 1, 1, 1] and int(s.step) == 5
-    assert float(s.distance) == 0.0
-    # Step away from the goal: success drops.
-    for _ in range(3):
-        s = step(s, jnp.array([1.0, 1.0]) * jnp.sign(jnp.array([3.5, 3.5]) - s.goal))
-    assert float(s.success) == 0.0 and float(s.distance) >= 0.3
+
+    @jax.jit
+    def run(key):
+        s = env.reset(key)
+        s = place(env, s, s.goal)  # put the agent at the goal, then stay 5 steps and leave for 3
+        away = jnp.sign(jnp.array([3.5, 3.5]) - s.goal)  # towards the arena's centre
+        actions = jnp.concatenate([jnp.zeros((5, 2)), jnp.broadcast_to(away, (3, 2))])
+        return jax.lax.scan(lambda s, a: (env.step(s, a),) * 2, s, actions)[1]
+
+    out = run(jax.random.PRNGKey(7))
+    assert np.array_equal(out.truncated[:5], [0, 0, 0, 0, 1]) and np.all(out.terminated == 0)
+    assert np.array_equal(out.step, np.arange(1, 9)) and np.array_equal(out.success[:5], np.ones(5))
+    assert np.all(out.distance[:5] == 0.0)
+    # Stepping away from the goal: success drops.
+    assert out.success[-1] == 0.0 and out.distance[-1] >= 0.3
 
 
 def test_eval_reset_goals_in_eval_cells():

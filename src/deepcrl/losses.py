@@ -61,14 +61,17 @@ def check_loss_name(name: str) -> str:
 
 # ----------------------------------------------------------------------------------------------
 # Energies. Each pair: the matrix form [B, D] x [B, D] -> [B, B] and the diagonal form -> [B].
-# The matrix form uses explicit differences (not |x|^2 + |y|^2 - 2 x.y) so that near-equal points
-# do not suffer cancellation and the diagonal form agrees with the matrix diagonal.
+# The L2 matrix forms use |x|^2 + |y|^2 - 2 x.y: one matrix multiply instead of a [B, B, D] tensor
+# of differences (measured on a 2-core CPU, InfoNCE forward+backward at B=1024, D=64: 11 ms against
+# 790 ms; at B=256: 0.7 ms against 6.5 ms). The cancellation it brings near zero distance is about
+# 1e-7 x |x|^2, far below the distances that matter; the diagonal forms subtract explicitly.
 # ----------------------------------------------------------------------------------------------
 
 
 def _sq_dist_matrix(x: jax.Array, y: jax.Array) -> jax.Array:
-    diff = x[:, None, :] - y[None, :, :]
-    return jnp.sum(jnp.square(diff), axis=-1)
+    sq_x = jnp.sum(jnp.square(x), axis=-1)[:, None]
+    sq_y = jnp.sum(jnp.square(y), axis=-1)[None, :]
+    return jnp.maximum(sq_x + sq_y - 2.0 * jnp.einsum("id,jd->ij", x, y), 0.0)
 
 
 def _safe_sqrt(sq: jax.Array) -> jax.Array:

@@ -265,19 +265,20 @@ def get_layout(spec: str) -> Layout:
     if spec.startswith(MAZE_PREFIX):
         path = spec[len(MAZE_PREFIX) :]
         if not path:
-            raise ConfigError(f"maze layout {spec!r} names no file: write maze:PATH with PATH an ASCII maze file")
+            raise ConfigError(f"maze layout {spec!r} names no file: write maze:PATH, PATH an ASCII maze file")
+        need = "maze:PATH needs a readable ASCII maze file"
         try:
             with open(os.path.expanduser(path), encoding="utf-8") as f:
                 text = f.read()
         except FileNotFoundError:
-            raise ConfigError(f"maze file {path!r} does not exist: maze:PATH needs a readable ASCII maze file") from None
+            raise ConfigError(f"maze file {path!r} does not exist: {need}") from None
         except IsADirectoryError:
-            raise ConfigError(f"maze file {path!r} is a directory: maze:PATH needs a readable ASCII maze file") from None
+            raise ConfigError(f"maze file {path!r} is a directory: {need}") from None
         except UnicodeDecodeError:
-            raise ConfigError(f"maze file {path!r} is not UTF-8 text: maze:PATH needs an ASCII maze file") from None
+            raise ConfigError(f"maze file {path!r} is not UTF-8 text: {need}") from None
         except (OSError, ValueError) as e:
             reason = getattr(e, "strerror", None) or type(e).__name__
-            raise ConfigError(f"maze file {path!r} cannot be read ({reason}): maze:PATH needs a readable ASCII maze file") from None
+            raise ConfigError(f"maze file {path!r} cannot be read ({reason}): {need}") from None
         return parse_layout(text, "maze", source=spec)
     raise ConfigError(f"unknown maze layout {spec!r}: {_allowed_specs()}")
 

@@ -71,6 +71,9 @@ class PointMaze(Env):
     ):
         if not isinstance(layout, Layout):
             raise ConfigError(f"layout={layout!r} is not allowed: need a Layout (see deepcrl.envs.get_layout)")
+        for what in ("start_cells", "goal_cells", "eval_goal_cells"):
+            if not getattr(layout, what):
+                raise ConfigError(f"layout {layout.name!r} has no {what}: need at least one (see parse_layout)")
         self.layout = layout
         self.cell_size = _check_number("cell_size", cell_size, low=0.0)
         self.radius = _check_number(
@@ -99,7 +102,10 @@ class PointMaze(Env):
         walls[1:-1, 1:-1] = layout.wall_array
         self._walls = jnp.asarray(walls)
         reachable = layout.reachable_cells  # "free" sampling: free cells connected to the starts
-        cells = lambda cs: jnp.asarray(np.array(cs, dtype=np.int32).reshape(-1, 2))  # noqa: E731
+
+        def cells(cs):
+            return jnp.asarray(np.array(cs, dtype=np.int32).reshape(-1, 2))
+
         self._start_cells = cells(layout.start_cells)
         self._goal_cells = cells(layout.goal_cells)
         self._eval_goal_cells = cells(layout.eval_goal_cells)
