@@ -8,7 +8,7 @@
 from deepcrl.checkpoint import load_policy
 from deepcrl.config import Config
 from deepcrl.errors import ConfigError
-from deepcrl.train import RunResult, Trainer, train
+from deepcrl.training import RunResult, Trainer, train
 
 __all__ = ["Config", "ConfigError", "RunResult", "Trainer", "load_policy", "train"]
 __version__ = "0.1.0"

@@ -20,9 +20,10 @@ from typing import Any, Callable
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from flax import serialization
 
-from deepcrl.config import Config
+from deepcrl.config import Config, validate
 from deepcrl.errors import ConfigError
 
 CHECKPOINT_DIR = "checkpoint"
@@ -59,18 +60,25 @@ def save_checkpoint(run_dir: str | Path, config: Config, agent_state: Any) -> Pa
 
 def load_checkpoint(run_dir: str | Path):
     """(config, agent, params payload) of the checkpoint in run_dir; ConfigError if missing or broken."""
-    from deepcrl.train import build_agent
+    from deepcrl.training import build_agent
 
     ckpt = Path(run_dir) / CHECKPOINT_DIR
     if not (ckpt / "config.json").is_file() or not (ckpt / "agent.msgpack").is_file():
         raise ConfigError(f"no checkpoint in {str(run_dir)!r}: expected {CHECKPOINT_DIR}/config.json and {CHECKPOINT_DIR}/agent.msgpack")
     config = Config.load(ckpt / "config.json")
+    validate(config)  # a hand-edited or foreign config.json fails here, not deep inside network code
     env, agent = build_agent(config)
-    target = _agent_payload(agent.init(jax.random.PRNGKey(0)))
+    # Shapes only: building the parameters eagerly would just be thrown away.
+    target = jax.eval_shape(lambda key: _agent_payload(agent.init(key)), jax.random.PRNGKey(0))
     try:
         payload = serialization.from_bytes(target, (ckpt / "agent.msgpack").read_bytes())
     except Exception as e:  # msgpack / shape errors: a corrupted or foreign file
         raise ConfigError(f"checkpoint {str(ckpt / 'agent.msgpack')!r} cannot be loaded: {type(e).__name__}: {e}".splitlines()[0]) from None
+    # from_bytes does not check shapes: parameters saved for other network sizes would load silently.
+    want = jax.tree_util.tree_structure(target), [(x.shape, x.dtype) for x in jax.tree_util.tree_leaves(target)]
+    got = jax.tree_util.tree_structure(payload), [(np.shape(x), np.asarray(x).dtype) for x in jax.tree_util.tree_leaves(payload)]
+    if want != got:
+        raise ConfigError(f"checkpoint {str(ckpt / 'agent.msgpack')!r} does not match the networks of {str(ckpt / 'config.json')!r} (parameter shapes differ)")
     return config, env, agent, payload
 
 

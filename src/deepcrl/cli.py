@@ -5,7 +5,11 @@ Bad input of any kind prints one line, `deepcrl: error: ...`, and exits with cod
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
+import os
+import re
 import sys
 from dataclasses import dataclass
 from typing import Sequence
@@ -34,11 +38,65 @@ def _fail(message: str) -> int:
     return 2
 
 
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+_RULE_CHARS = "─━═-+╭╮╰╯│| "
+
+
+def _tyro_message(text: str) -> str:
+    """tyro's boxed error message (Unicode or ASCII box) reduced to its message (the first paragraph with a colon), on one line.
+
+    The box holds a title ("Value error"), then paragraphs separated by rules: the message ("Error
+    parsing --depth: invalid literal ..."), the argument's help text and a pointer to --help.
+    """
+    paragraphs: list[list[str]] = [[]]
+    for raw in text.splitlines():
+        line = _ANSI.sub("", raw).strip()
+        if line.startswith("╭"):  # top border with the title inside: "╭─ Value error ───╮"
+            line = ""
+        line = line.strip("│|").strip()
+        if line and not line.strip(_RULE_CHARS):
+            paragraphs.append([])
+        elif line:
+            paragraphs[-1].append(line)
+    texts = [" ".join(" ".join(p).split()) for p in paragraphs if p]
+    for text in texts:  # the title has no colon; the message does ("Error parsing --depth: ...")
+        if ":" in text:
+            return text
+    return texts[0] if texts else "invalid arguments"
+
+
+def _parse(cls, argv: Sequence[str], **kwargs):
+    """tyro.cli, with its (multi-line, boxed) usage errors turned into one-line ConfigErrors."""
+    captured = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(captured):
+            return tyro.cli(cls, args=list(argv), **kwargs)
+    except SystemExit as e:
+        if e.code in (0, None):
+            sys.stderr.write(captured.getvalue())
+            raise
+    # Parse again with a very wide "terminal", so that the message is not wrapped inside the box.
+    wide = io.StringIO()
+    saved = os.environ.get("COLUMNS")
+    os.environ["COLUMNS"] = "100000"
+    try:
+        with contextlib.redirect_stderr(wide):
+            tyro.cli(cls, args=list(argv), **kwargs)
+    except SystemExit:
+        pass
+    finally:
+        if saved is None:
+            os.environ.pop("COLUMNS", None)
+        else:
+            os.environ["COLUMNS"] = saved
+    raise ConfigError(_tyro_message(wide.getvalue() or captured.getvalue()))
+
+
 def _train(argv: Sequence[str]) -> int:
     from deepcrl.config import Config, validate
-    from deepcrl.train import train
+    from deepcrl.training import train
 
-    config = tyro.cli(Config, args=list(argv), prog="deepcrl train", description="Train a Contrastive RL agent.")
+    config = _parse(Config, argv, prog="deepcrl train", description="Train a Contrastive RL agent.")
     validate(config)
     train(config)
     return 0
@@ -52,7 +110,7 @@ def _eval(argv: Sequence[str]) -> int:
     from deepcrl.checkpoint import load_checkpoint
     from deepcrl.evaluate import make_evaluate
 
-    args = tyro.cli(EvalArgs, args=list(argv), prog="deepcrl eval", description="Evaluate a trained run's checkpoint.")
+    args = _parse(EvalArgs, argv, prog="deepcrl eval", description="Evaluate a trained run's checkpoint.")
     if args.num_envs <= 0:
         raise ConfigError(f"num_envs={args.num_envs} is not allowed; it must be a positive integer")
     config, env, agent, payload = load_checkpoint(args.run_dir)
@@ -75,9 +133,11 @@ def _eval(argv: Sequence[str]) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if not argv or argv[0] in ("-h", "--help"):
+    if argv and argv[0] in ("-h", "--help"):
         print(USAGE)
-        return 0 if argv else 2
+        return 0
+    if not argv:
+        return _fail("missing command; choose one of: train, eval (deepcrl --help shows the usage)")
     command, rest = argv[0], argv[1:]
     commands = {"train": _train, "eval": _eval}
     if command not in commands:

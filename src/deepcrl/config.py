@@ -35,17 +35,17 @@ class Config:
     train_goals: str = "free"  # where training goals are drawn: free (any free cell) or goal_cells
 
     # --- networks ---
-    depth: int = 4  # Dense layers inside residual blocks, a multiple of 4 (both networks)
+    depth: int = 8  # Dense layers inside residual blocks, a multiple of 4 (both networks)
     actor_depth: int | None = None  # actor depth; defaults to --depth
     critic_depth: int | None = None  # critic (phi and psi) depth; defaults to --depth
-    width: int = 256  # hidden width (both networks)
+    width: int = 64  # hidden width (both networks)
     actor_width: int | None = None  # actor width; defaults to --width
     critic_width: int | None = None  # critic width; defaults to --width
     repr_dim: int = 64  # size of the phi(s, a) and psi(g) representations
     layer_norm: bool = True  # LayerNorm after every Dense (paper ablation: off)
     activation: str = "swish"  # swish or relu (paper ablation: relu)
     residual: bool = True  # skip connections around blocks of 4 layers (paper ablation: off)
-    unroll: int = 0  # blocks per scan iteration; 0 picks by measurement (see networks.pick_unroll)
+    unroll: int = 0  # blocks per scan iteration; 0 picks by measurement (see training.resolve_unroll)
 
     # --- CRL losses ---
     energy: str = "l2"  # critic energy f(s,a,g): l2 (negative L2 distance), l2_sq, l1, dot, cosine
@@ -66,7 +66,7 @@ class Config:
     gamma: float = 0.99  # relabelling: future-goal offset ~ Geometric(1 - gamma) within the trajectory
 
     # --- run ---
-    total_env_steps: int = 1_000_000  # environment steps of training (prefill not counted)
+    total_env_steps: int = 4_000_000  # environment steps of training (prefill not counted)
     num_evals: int = 20  # evaluations over the run (evenly spaced, the last one at the end)
     num_eval_envs: int = 128  # evaluation episodes per evaluation
     seed: int = 0  # PRNG seed of the whole run
