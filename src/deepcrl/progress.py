@@ -55,8 +55,7 @@ class RunProgress:
         self.progress.update(self.task, completed=env_steps, rate=rate, score=score)
 
     def summary(self, result: Any, seconds: float) -> None:
-        if not self.enabled:
-            return
+        """The closing table; printed also when the live bar is off (--no-progress)."""
         c = self.config
         table = Table(title=f"deepcrl run: {c.env}{'' if c.layout is None else ' ' + c.layout}", show_header=False)
         table.add_column("what", style="bold")

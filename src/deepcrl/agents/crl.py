@@ -67,6 +67,10 @@ class CRLState:
     steps: jax.Array  # [] int32, SGD steps taken
 
 
+def _global_norm(tree: Any) -> jax.Array:
+    return jnp.sqrt(sum(jnp.sum(jnp.square(leaf)) for leaf in jax.tree_util.tree_leaves(tree)))
+
+
 class CRL:
     """The networks and optimisers of one CRL agent (static), with pure init / act / update."""
 
@@ -179,6 +183,6 @@ class CRL:
             steps=state.steps + 1,
         )
         metrics = {**critic_metrics, **actor_metrics, **alpha_metrics}
-        metrics["critic/grad_norm"] = optax.global_norm(critic_grads)
-        metrics["actor/grad_norm"] = optax.global_norm(actor_grads)
+        metrics["critic/grad_norm"] = _global_norm(critic_grads)
+        metrics["actor/grad_norm"] = _global_norm(actor_grads)
         return new_state, metrics
