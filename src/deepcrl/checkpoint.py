@@ -11,7 +11,6 @@ so an interrupted save never leaves a half-written checkpoint.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import tempfile
@@ -95,7 +94,3 @@ def load_policy(run_dir: str | Path) -> Callable[[jax.Array], jax.Array]:
         return agent.act(actor_params, obs, deterministic=True)
 
     return policy
-
-
-def read_config(path: str | Path) -> dict[str, Any]:
-    return json.loads(Path(path).read_text())

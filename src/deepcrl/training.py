@@ -14,7 +14,7 @@ epochs and saves the final checkpoint.
 from __future__ import annotations
 
 import dataclasses
-import math
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +28,7 @@ from deepcrl import replay
 from deepcrl.agents.crl import CRL, CRLConfig, CRLState
 from deepcrl.config import Config, make_env_from_config, validate
 from deepcrl.envs.base import Env, EnvState, step_autoreset
+from deepcrl.errors import ConfigError
 from deepcrl.evaluate import make_evaluate
 
 # Blocks per scan iteration when Config.unroll == 0. Measured on a 2-core CPU (docs/benchmarks.md):
@@ -186,8 +187,6 @@ def default_run_dir(config: Config) -> Path:
 
 def prepare_run_dir(config: Config) -> tuple[Config, Path]:
     """Resolve and check the output folder before anything is compiled; ConfigError if unusable."""
-    from deepcrl.errors import ConfigError
-
     run_dir = Path(config.run_dir) if config.run_dir else default_run_dir(config)
     if (run_dir / "config.json").exists() or (run_dir / "metrics.csv").exists():
         raise ConfigError(f"run_dir={str(run_dir)!r} already holds a run; choose another --run-dir")
@@ -197,8 +196,6 @@ def prepare_run_dir(config: Config) -> tuple[Config, Path]:
     probe = run_dir
     while not probe.exists():
         probe = probe.parent
-    import os
-
     if not probe.is_dir() or not os.access(probe, os.W_OK | os.X_OK):
         raise ConfigError(f"run_dir={str(run_dir)!r} is not writable ({str(probe)!r} does not accept new files); choose another --run-dir")
     layout = config.layout
