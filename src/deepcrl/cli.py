@@ -16,11 +16,14 @@ from typing import Sequence
 
 import tyro
 
-from deepcrl.errors import ConfigError
+from deepcrl.errors import ConfigError, NumericalError
 
 USAGE = """usage: deepcrl {train,eval} ...
 
   deepcrl train [FLAGS]      train an agent (deepcrl train --help lists every flag)
+  deepcrl train --config FILE [FLAGS]   settings from a YAML or JSON file, flags override it
+  deepcrl train --dry-run [FLAGS]       check the settings and print the derived sizes; writes nothing
+  deepcrl train --resume RUN_DIR        continue an interrupted or crashed run from its newest checkpoint
   deepcrl eval RUN_DIR       evaluate the checkpoint of a finished run
 """
 
@@ -92,13 +95,102 @@ def _parse(cls, argv: Sequence[str], **kwargs):
     raise ConfigError(_tyro_message(wide.getvalue() or captured.getvalue()))
 
 
+TRAIN_DESCRIPTION = (
+    "Train a Contrastive RL agent. Two more flags: --config FILE reads settings from a YAML (.yaml, .yml) "
+    "or JSON (.json) file holding a flat mapping of the names below (depth: 16); flags given on the "
+    "command line override it. --dry-run checks the settings, prints the derived sizes (epochs, SGD "
+    "steps, buffer memory, parameters, FLOPs) and exits without training or writing anything."
+)
+
+
+def _split_train_argv(argv: Sequence[str]) -> tuple[str | None, bool, list[str], str | None]:
+    """(--config FILE, --dry-run, the other arguments, --resume RUN_DIR): the flags that are not Config fields."""
+    config_path: str | None = None
+    resume_dir: str | None = None
+    dry_run = False
+    rest: list[str] = []
+    args = list(argv)
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        if arg == "--":  # everything after "--" is tyro's
+            rest += args[i:]
+            break
+        if arg == "--dry-run":
+            dry_run = True
+        elif arg == "--resume" or arg.startswith("--resume="):
+            if resume_dir is not None:
+                raise ConfigError("--resume is given twice; pass one run directory")
+            if arg == "--resume":
+                if i + 1 >= len(args) or args[i + 1].startswith("--"):
+                    raise ConfigError("--resume needs a run directory: --resume RUN_DIR")
+                i += 1
+                resume_dir = args[i]
+            else:
+                resume_dir = arg[len("--resume="):]
+            if not resume_dir:
+                raise ConfigError("--resume needs a run directory: --resume RUN_DIR")
+        elif arg == "--config" or arg.startswith("--config="):
+            if config_path is not None:
+                raise ConfigError("--config is given twice; pass one config file (flags override its values)")
+            if arg == "--config":
+                if i + 1 >= len(args) or args[i + 1].startswith("--"):
+                    raise ConfigError("--config needs a file: --config FILE, FILE a .yaml, .yml or .json file")
+                i += 1
+                config_path = args[i]
+            else:
+                config_path = arg[len("--config="):]
+            if not config_path:
+                raise ConfigError("--config needs a file: --config FILE, FILE a .yaml, .yml or .json file")
+        else:
+            rest.append(arg)
+        i += 1
+    return config_path, dry_run, rest, resume_dir
+
+
 def _train(argv: Sequence[str]) -> int:
-    from deepcrl.config import Config, validate
+    from deepcrl.config import Config, load_config_file, validate
+
+    config_path, dry_run, rest, resume_dir = _split_train_argv(argv)
+    if resume_dir is not None:
+        return _resume(resume_dir, config_path, dry_run, rest)
+    kwargs = {} if config_path is None else {"default": load_config_file(config_path)}
+    config = _parse(Config, rest, prog="deepcrl train", description=TRAIN_DESCRIPTION, **kwargs)
+    validate(config)
+    if dry_run:
+        from deepcrl.dry_run import plan_run, print_plan
+        from deepcrl.training import prepare_run_dir
+
+        plan = plan_run(config)
+        _, run_dir = prepare_run_dir(config)  # checks the folder a run would write, creates nothing
+        print_plan(plan, config, run_dir=str(run_dir))
+        return 0
+
     from deepcrl.training import train
 
-    config = _parse(Config, argv, prog="deepcrl train", description="Train a Contrastive RL agent.")
-    validate(config)
     train(config)
+    return 0
+
+
+def _resume(run_dir: str, config_path: str | None, dry_run: bool, rest: list[str]) -> int:
+    """deepcrl train --resume RUN_DIR [FLAGS]: flags may only repeat the stored settings (or --no-progress)."""
+    from pathlib import Path
+
+    from deepcrl.config import load_config_file
+    from deepcrl.training import resume
+
+    if dry_run:
+        raise ConfigError("--dry-run cannot be combined with --resume; run deepcrl train --dry-run --config RUN_DIR/config.json instead")
+    stored_path = Path(run_dir) / "config.json"
+    if not stored_path.is_file():
+        raise ConfigError(f"--resume {run_dir!r}: no config.json there; give the folder of a run started by deepcrl train")
+    stored = load_config_file(stored_path)
+    if config_path is not None:
+        stored_with_file = load_config_file(config_path)
+        config = _parse(type(stored), rest, prog="deepcrl train", description=TRAIN_DESCRIPTION, default=stored_with_file)
+    else:
+        config = _parse(type(stored), rest, prog="deepcrl train", description=TRAIN_DESCRIPTION, default=stored)
+    resume(run_dir, config)
     return 0
 
 
@@ -146,6 +238,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return commands[command](rest)
     except ConfigError as e:
         return _fail(str(e))
+    except NumericalError as e:
+        print(f"deepcrl: error: {e}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("deepcrl: interrupted", file=sys.stderr)
         return 130

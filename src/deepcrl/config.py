@@ -14,11 +14,16 @@ CPU. The paper's GPU sizes are in docs/recipes.md.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import math
+import re
+import types
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping, Union, get_args, get_origin, get_type_hints
+
+import yaml
 
 from deepcrl.errors import ConfigError
 
@@ -74,6 +79,12 @@ class Config:
     progress: bool = True  # show the progress bar
     tensorboard: bool = True  # write TensorBoard events next to metrics.csv
 
+    # --- checkpoints and numerical safety ---
+    checkpoint_every: int = 50  # save the whole training state every N epochs (0: only at the end and on SIGINT/SIGTERM)
+    keep_checkpoints: int = 2  # training-state checkpoints kept, newest first
+    save_buffer: bool = True  # include the replay buffer in training-state checkpoints (needed for an exact resume)
+    max_grad_norm: float = 0.0  # clip each network's gradient to this global norm; 0 = off (the paper clips nothing)
+
     # --- derived values (not flags) ---
     @property
     def resolved_actor_depth(self) -> int:
@@ -113,22 +124,24 @@ class Config:
         return json.dumps(self.to_dict(), indent=2, sort_keys=True)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "Config":
+    def from_dict(cls, data: Mapping[str, Any]) -> "Config":
+        """A Config from a mapping of field names to values; ConfigError names any unknown key.
+
+        Values are not checked here: `validate` checks their types and ranges.
+        """
+        if not isinstance(data, Mapping):
+            raise ConfigError(f"a config must be a mapping of setting names to values, got {type(data).__name__}")
         known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
+        # Keys need not be strings (YAML allows `1: 2`), so sort them by their repr, never by value.
+        unknown = sorted((_short_repr(k) for k in data if not (isinstance(k, str) and k in known)))
         if unknown:
-            raise ConfigError(f"unknown config key(s) {', '.join(map(repr, unknown))}; allowed: {', '.join(sorted(known))}")
+            raise ConfigError(f"unknown config key(s) {', '.join(unknown)}; allowed: {', '.join(sorted(known))}")
         return cls(**data)
 
     @classmethod
     def load(cls, path: str | Path) -> "Config":
-        try:
-            data = json.loads(Path(path).read_text())
-        except (OSError, json.JSONDecodeError) as e:
-            raise ConfigError(f"cannot read config {str(path)!r}: {e}") from None
-        if not isinstance(data, dict):
-            raise ConfigError(f"config {str(path)!r} must hold a JSON object, got {type(data).__name__}")
-        return cls.from_dict(data)
+        """The Config in a JSON (or YAML) file; see `load_config_file`."""
+        return load_config_file(path)
 
 
 ACTIVATIONS = ("swish", "relu")
@@ -158,6 +171,7 @@ def validate(config: Config) -> None:
     from deepcrl.losses import ENERGY_NAMES, LOSS_NAMES
 
     c = config
+    check_types(c)
     for name in ("depth", "actor_depth", "critic_depth"):
         value = getattr(c, name)
         if value is not None:
@@ -173,6 +187,13 @@ def validate(config: Config) -> None:
         _positive(name, getattr(c, name), float)
     if isinstance(c.unroll, bool) or not isinstance(c.unroll, int) or c.unroll < 0:
         raise ConfigError(f"unroll={c.unroll!r} is not allowed; use 0 (pick by measurement) or a positive number of blocks per scan step")
+    for name in ("checkpoint_every",):
+        value = getattr(c, name)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise ConfigError(f"{name}={value!r} is not allowed; it must be an integer >= 0 (0 turns periodic checkpoints off)")
+    _positive("keep_checkpoints", c.keep_checkpoints)
+    if not isinstance(c.max_grad_norm, (int, float)) or not math.isfinite(c.max_grad_norm) or c.max_grad_norm < 0:
+        raise ConfigError(f"max_grad_norm={c.max_grad_norm!r} is not allowed; it must be a number >= 0 (0 turns clipping off)")
     if isinstance(c.prefill_steps, bool) or not isinstance(c.prefill_steps, int) or c.prefill_steps < 0:
         raise ConfigError(f"prefill_steps={c.prefill_steps!r} is not allowed; it must be an integer >= 0")
     if isinstance(c.seed, bool) or not isinstance(c.seed, int) or not 0 <= c.seed < 2**32:
@@ -216,3 +237,202 @@ def make_env_from_config(config: Config):
         train_starts=config.train_starts,
         train_goals=config.train_goals,
     )
+
+
+# ----------------------------------------------------------------------------------------------
+# Value types, and config files (`deepcrl train --config FILE`)
+# ----------------------------------------------------------------------------------------------
+
+# Integers end up in int32 device arrays (step counters, buffer rows, episode ids), so every integer
+# setting but the seed (checked in validate, [0, 2^32)) must stay below 2^31.
+INT_LIMIT = 2**31
+CONFIG_FILE_SUFFIXES = (".yaml", ".yml", ".json")
+_TYPE_TEXT = {int: "an integer", float: "a number", bool: "true or false", str: "a string"}
+
+
+def _short_repr(value: Any, limit: int = 80) -> str:
+    """repr(value) on one line, cut to about `limit` characters (error messages stay one readable line)."""
+    try:
+        text = repr(value)
+    except Exception:  # a repr that fails (or recurses) must not hide the real error
+        text = f"<{type(value).__name__}>"
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+@functools.lru_cache(maxsize=None)
+def field_types() -> dict[str, tuple[type, bool]]:
+    """Each Config field's value type (int, float, bool or str) and whether it may be None."""
+    out = {}
+    for name, hint in get_type_hints(Config).items():
+        args = get_args(hint)
+        optional = get_origin(hint) in (Union, types.UnionType) and type(None) in args
+        base = next(a for a in args if a is not type(None)) if optional else hint
+        out[name] = (base, optional)
+    return out
+
+
+def check_field_type(name: str, value: Any) -> Any:
+    """`value` if it has the type of Config field `name`, with ints widened to float for float fields.
+
+    Bools are not integers here, None is allowed only for Optional fields, and integers must lie below
+    2^31. Raises ConfigError (one line naming the field, the value and the expected type).
+    """
+    kind, optional = field_types()[name]
+    if value is None and optional:
+        return None
+    need = _TYPE_TEXT[kind] + (" or null" if optional else "")
+    bad = ConfigError(f"{name}={_short_repr(value)} is not allowed; it must be {need}")
+    if kind is bool:
+        if not isinstance(value, bool):
+            raise bad
+        return value
+    if kind is str:
+        if not isinstance(value, str):
+            raise bad
+        return value
+    if isinstance(value, bool):
+        raise bad
+    if kind is int:
+        if not isinstance(value, int):
+            raise bad
+        if name != "seed" and value >= INT_LIMIT:
+            raise ConfigError(f"{name}={_short_repr(value)} is not allowed; it must be an integer below 2^31 = {INT_LIMIT}")
+        return value
+    if isinstance(value, int):
+        try:
+            return float(value)
+        except OverflowError:
+            raise ConfigError(f"{name}={_short_repr(value)} is not allowed; it is too large for a float") from None
+    if not isinstance(value, float):
+        raise bad
+    return value
+
+
+def check_types(config: Config) -> None:
+    """Check that every field of `config` holds a value of its declared type (see check_field_type), and
+    that the path-like strings can name a file at all (the OS rejects a NUL character with ValueError)."""
+    for name in field_types():
+        check_field_type(name, getattr(config, name))
+    for name in ("run_dir", "layout"):
+        value = getattr(config, name)
+        if value is not None and "\x00" in value:
+            raise ConfigError(f"{name}={_short_repr(value)} is not allowed; a path cannot contain a NUL character")
+
+
+def config_from_mapping(data: Any, source: str | None = None) -> Config:
+    """A Config from a flat mapping of field names to values, as read from a config file.
+
+    Hyphenated names (`batch-size`) are accepted for `batch_size`. Unknown keys and values of the wrong
+    type raise ConfigError (prefixed with "config file SOURCE: " when `source` is given); int values of
+    float fields become floats. Ranges and combinations are left to `validate`.
+    """
+    prefix = "" if source is None else f"config file {source!r}: "
+    try:
+        if not isinstance(data, Mapping):
+            got = "nothing (an empty file)" if data is None else f"{type(data).__name__} {_short_repr(data, 40)}"
+            raise ConfigError(f"the top level must be a mapping of setting names to values (depth: 16), got {got}")
+        known = {f.name for f in dataclasses.fields(Config)}
+        values: dict[Any, Any] = {}
+        spelled: dict[str, str] = {}
+        for key, value in data.items():
+            name = key
+            if isinstance(key, str) and key not in known and key.replace("-", "_") in known:
+                name = key.replace("-", "_")
+            if isinstance(name, str) and name in spelled:
+                raise ConfigError(f"{name!r} is given twice (as {spelled[name]!r} and {key!r}); keep one")
+            if isinstance(name, str):
+                spelled[name] = key
+            values[name] = value
+        Config.from_dict(values)  # unknown keys, by name
+        return Config(**{name: check_field_type(name, value) for name, value in values.items()})
+    except ConfigError as e:
+        raise ConfigError(prefix + str(e)) from None
+
+
+class _YamlLoader(yaml.SafeLoader):
+    """PyYAML's safe loader that also reads 1e-3 as a float (YAML 1.2) and rejects duplicate keys."""
+
+    def construct_mapping(self, node, deep=False):
+        seen: set[str] = set()
+        for key_node, _ in node.value if isinstance(node, yaml.MappingNode) else ():
+            if isinstance(key_node, yaml.ScalarNode) and key_node.tag != "tag:yaml.org,2002:merge":
+                if key_node.value in seen:
+                    raise yaml.constructor.ConstructorError(
+                        None, None, f"key {key_node.value!r} is given twice", key_node.start_mark
+                    )
+                seen.add(key_node.value)
+        return super().construct_mapping(node, deep=deep)
+
+
+# add_implicit_resolver copies the class-level table first, so yaml.SafeLoader itself is left unchanged.
+_YamlLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+    list("-+0123456789"),
+)
+
+
+def _json_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise ConfigError(f"key {key!r} is given twice")
+        out[key] = value
+    return out
+
+
+def _one_line(text: str) -> str:
+    return " ".join(str(text).split())
+
+
+def parse_config_text(text: str, fmt: str) -> Any:
+    """The value a config file's text holds; fmt is "json" or "yaml". ConfigError if it does not parse."""
+    try:
+        if fmt == "json":
+            return json.loads(text, object_pairs_hook=_json_object)
+        return yaml.load(text, Loader=_YamlLoader)
+    except ConfigError:
+        raise
+    except json.JSONDecodeError as e:
+        raise ConfigError(f"is not valid JSON: {e.msg} at line {e.lineno}, column {e.colno}") from None
+    except yaml.MarkedYAMLError as e:
+        mark = e.problem_mark
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        raise ConfigError(f"is not valid YAML: {_one_line(e.problem or e.context or 'syntax error')}{where}") from None
+    except yaml.YAMLError as e:
+        raise ConfigError(f"is not valid YAML: {_one_line(e)}") from None
+    except RecursionError:
+        raise ConfigError(f"is nested too deeply to be a {fmt.upper()} config") from None
+    except (ValueError, TypeError, OverflowError) as e:  # e.g. a YAML timestamp out of range
+        raise ConfigError(f"cannot be parsed as {fmt.upper()}: {_one_line(e) or type(e).__name__}") from None
+
+
+def load_config_file(path: str | Path) -> Config:
+    """The Config in a YAML (.yaml, .yml) or JSON (.json) file holding a flat mapping of field names to
+    values. Every problem (missing or unreadable file, bad syntax, a top level that is not a mapping,
+    unknown keys, wrong types) raises ConfigError with one line naming the file and the bad key or value.
+    Ranges and combinations are checked by `validate`.
+    """
+    source = str(path)
+    suffix = Path(source).suffix.lower()
+    if suffix not in CONFIG_FILE_SUFFIXES:
+        raise ConfigError(f"config file {source!r} has an unknown format; its name must end in .yaml or .yml (YAML) or .json (JSON)")
+    try:
+        raw = Path(source).expanduser().read_bytes()
+    except FileNotFoundError:
+        raise ConfigError(f"config file {source!r} does not exist") from None
+    except IsADirectoryError:
+        raise ConfigError(f"config file {source!r} is a directory, not a file") from None
+    except (OSError, ValueError) as e:
+        reason = getattr(e, "strerror", None) or type(e).__name__
+        raise ConfigError(f"config file {source!r} cannot be read ({reason})") from None
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"config file {source!r} is not UTF-8 text (byte {e.start})") from None
+    try:
+        data = parse_config_text(text, "json" if suffix == ".json" else "yaml")
+    except ConfigError as e:
+        raise ConfigError(f"config file {source!r} {e}") from None
+    return config_from_mapping(data, source=source)

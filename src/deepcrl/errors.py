@@ -7,3 +7,7 @@ and says what is allowed. The command line turns it into that line on stderr and
 
 class ConfigError(ValueError):
     """A user-supplied value is not allowed. The message is one line: the value and what is allowed."""
+
+
+class NumericalError(RuntimeError):
+    """A loss, gradient or parameter became NaN or Inf during training. One line: what, and at which step."""

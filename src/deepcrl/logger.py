@@ -14,6 +14,9 @@ class MetricsLogger:
     def __init__(self, run_dir: str | Path, tensorboard: bool = True):
         self.path = Path(run_dir) / "metrics.csv"
         self.columns: list[str] | None = None
+        if self.path.exists():  # a resumed run appends with the columns already there
+            with self.path.open(newline="") as f:
+                self.columns = next(csv.reader(f), None)
         self.writer = None
         if tensorboard:
             try:
@@ -55,3 +58,26 @@ def read_metrics(run_dir: str | Path) -> list[dict[str, float]]:
     """The rows of a run's metrics.csv as dicts of floats."""
     with (Path(run_dir) / "metrics.csv").open() as f:
         return [{k: float(v) for k, v in row.items()} for row in csv.DictReader(f)]
+
+
+def truncate_metrics(run_dir: str | Path, last_epoch: int) -> list[dict[str, float]]:
+    """Drop rows after `last_epoch` (written after the checkpoint a run resumes from); return the rest.
+
+    The file is rewritten atomically, so a crash here leaves either the old or the new file.
+    """
+    import os
+
+    path = Path(run_dir) / "metrics.csv"
+    if not path.exists():
+        return []
+    with path.open(newline="") as f:
+        reader = csv.DictReader(f)
+        columns = reader.fieldnames or []
+        rows = [row for row in reader if float(row["epoch"]) <= last_epoch]
+    tmp = path.with_suffix(".csv.tmp")
+    with tmp.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=columns)
+        writer.writeheader()
+        writer.writerows(rows)
+    os.replace(tmp, path)
+    return [{k: float(v) for k, v in row.items()} for row in rows]

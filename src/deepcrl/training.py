@@ -28,7 +28,7 @@ from deepcrl import replay
 from deepcrl.agents.crl import CRL, CRLConfig, CRLState
 from deepcrl.config import Config, make_env_from_config, validate
 from deepcrl.envs.base import Env, EnvState, step_autoreset
-from deepcrl.errors import ConfigError
+from deepcrl.errors import ConfigError, NumericalError
 from deepcrl.evaluate import make_evaluate
 
 # Blocks per scan iteration when Config.unroll == 0. Measured on a 2-core CPU (docs/benchmarks.md):
@@ -42,6 +42,34 @@ def resolve_unroll(config_unroll: int, depth: int) -> int:
     if config_unroll > 0:
         return min(config_unroll, blocks)
     return blocks if depth <= UNROLL_ALL_UP_TO_DEPTH else DEEP_UNROLL
+
+
+# Quantities watched for NaN / Inf after every epoch, in the order they are reported.
+WATCHED = ("critic/loss", "actor/loss", "alpha/loss", "critic/grad_norm", "actor/grad_norm")
+PARAMS_WATCHED = ("critic parameters", "actor parameters", "log alpha")
+
+
+def _health(step_metrics: dict[str, jax.Array], agent_state: CRLState) -> dict[str, jax.Array]:
+    """The first SGD step (within the epoch) where a watched quantity stopped being finite, and which.
+
+    `health/first_bad_step` is -1 when everything stayed finite. `health/bad_quantity` indexes
+    WATCHED + PARAMS_WATCHED (parameters are checked once, after the epoch's last step).
+    """
+    bad = jnp.stack([~jnp.isfinite(step_metrics[name]) for name in WATCHED], axis=1)  # [steps, quantities]
+    any_bad = jnp.any(bad, axis=1)
+    first_step = jnp.argmax(any_bad)
+    quantity = jnp.argmax(bad[first_step])
+    params_ok = jnp.stack([
+        _all_finite(agent_state.critic_params), _all_finite(agent_state.actor_params), jnp.isfinite(agent_state.log_alpha),
+    ])
+    last_step = any_bad.shape[0] - 1
+    step = jnp.where(jnp.any(any_bad), first_step, jnp.where(jnp.all(params_ok), -1, last_step))
+    quantity = jnp.where(jnp.any(any_bad), quantity, len(WATCHED) + jnp.argmin(params_ok))
+    return {"health/first_bad_step": step.astype(jnp.int32), "health/bad_quantity": quantity.astype(jnp.int32)}
+
+
+def _all_finite(tree: Any) -> jax.Array:
+    return jnp.all(jnp.stack([jnp.all(jnp.isfinite(leaf)) for leaf in jax.tree_util.tree_leaves(tree)]))
 
 
 @struct.dataclass
@@ -80,6 +108,7 @@ def build_agent(config: Config) -> tuple[Env, CRL]:
         actor_lr=config.actor_lr,
         critic_lr=config.critic_lr,
         alpha_lr=config.alpha_lr,
+        max_grad_norm=config.max_grad_norm,
     )
     return env, CRL(agent_config)
 
@@ -95,6 +124,7 @@ class Trainer:
         self.init = jax.jit(self._init)
         self.epoch = jax.jit(self._epoch, donate_argnums=0)
         self.evaluate = jax.jit(self._evaluate_state)
+        self.refill = jax.jit(self._refill)
 
     # ----- collection -----
     def _collect(self, actor_params, envs: EnvState, episode_ids: jax.Array, key: jax.Array, length: int):
@@ -137,6 +167,17 @@ class Trainer:
             env_steps=jnp.int32(0), epoch=jnp.int32(0),
         )
 
+    def _refill(self, state: TrainState) -> TrainState:
+        """A fresh buffer prefilled by the current policy (resuming from a checkpoint saved without one)."""
+        c, env = self.config, self.env
+        buffer = replay.init_buffer(c.buffer_size, c.num_envs, env.state_size, env.action_size, env.goal_size)
+        envs, episode_ids = state.envs, state.episode_ids
+        steps = max(c.prefill_steps, -(-c.batch_size // c.num_envs))  # enough rows for one batch
+        envs, episode_ids, chunk, _ = self._collect(
+            state.agent.actor_params, envs, episode_ids, jax.random.fold_in(state.key, 0x5EED), steps
+        )
+        return state.replace(buffer=replay.insert(buffer, chunk), envs=envs, episode_ids=episode_ids)
+
     def _epoch(self, state: TrainState) -> tuple[TrainState, dict[str, jax.Array]]:
         c = self.config
         collect_key, sgd_key, key = jax.random.split(state.key, 3)
@@ -153,8 +194,10 @@ class Trainer:
             return agent_state, metrics
 
         agent_state, metrics = jax.lax.scan(sgd_step, state.agent, jax.random.split(sgd_key, c.updates_per_epoch))
+        health = _health(metrics, agent_state)
         metrics = jax.tree_util.tree_map(jnp.mean, metrics)
         metrics.update(collect_stats)
+        metrics.update(health)
         new_state = TrainState(
             agent=agent_state, envs=envs, episode_ids=episode_ids, buffer=buffer, key=key,
             env_steps=state.env_steps + c.env_steps_per_epoch, epoch=state.epoch + 1,
@@ -177,6 +220,7 @@ class RunResult:
     metrics: dict[str, float]  # the last evaluation (and training metrics of its epoch)
     final_score: dict[str, float]  # eval metrics averaged over the last 5 evaluations
     history: list[dict[str, float]]  # every row written to metrics.csv
+    interrupted: bool = False  # stopped early by SIGINT / SIGTERM; resume with deepcrl train --resume
 
 
 def default_run_dir(config: Config) -> Path:
@@ -209,54 +253,148 @@ def train(config: Config, console: Any = None) -> RunResult:
 
     Nothing is written before the whole config has been validated and the run directory checked.
     """
-    from deepcrl.checkpoint import save_checkpoint
-    from deepcrl.logger import MetricsLogger
-    from deepcrl.progress import RunProgress
-
     validate(config)
     config, run_dir = prepare_run_dir(config)
     trainer = Trainer(config)
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "config.json").write_text(config.to_json())
-    logger = MetricsLogger(run_dir, tensorboard=config.tensorboard)
+    init_key, _ = jax.random.split(jax.random.PRNGKey(config.seed))
+    return _run(trainer, run_dir, trainer.init(init_key), history=[], console=console)
 
-    key = jax.random.PRNGKey(config.seed)
-    init_key, eval_key = jax.random.split(key)
+
+def resume(run_dir: str | Path, config: Config | None = None, console: Any = None) -> RunResult:
+    """Continue a run from its newest training-state checkpoint, exactly as if it had never stopped.
+
+    `config`, if given, must equal the stored one except for `progress` and `tensorboard`; any other
+    difference would change the run and raises ConfigError naming the field.
+    """
+    from deepcrl.checkpoint import list_train_states, restore_train_state
+    from deepcrl.logger import truncate_metrics
+
+    run_dir = Path(run_dir)
+    if not (run_dir / "config.json").is_file():
+        raise ConfigError(f"--resume {str(run_dir)!r}: no config.json there; give the folder of a run started by deepcrl train")
+    stored = Config.load(run_dir / "config.json")
+    if config is not None:
+        changed = [f.name for f in dataclasses.fields(Config)
+                   if f.name not in RESUME_MAY_CHANGE and getattr(config, f.name) != getattr(stored, f.name)]
+        if changed:
+            name = changed[0]
+            raise ConfigError(
+                f"--resume: {name}={getattr(config, name)!r} contradicts the run's stored {name}={getattr(stored, name)!r}; "
+                f"a resumed run keeps its settings (only {', '.join(RESUME_MAY_CHANGE)} may change)"
+            )
+        stored = dataclasses.replace(stored, **{k: getattr(config, k) for k in RESUME_MAY_CHANGE})
+    validate(stored)
+    checkpoints = list_train_states(run_dir)
+    if not checkpoints:
+        raise ConfigError(f"--resume {str(run_dir)!r}: no training-state checkpoint in {str(run_dir / 'state')!r} (set --checkpoint-every to save them)")
+    trainer = Trainer(stored)
+    init_key, _ = jax.random.split(jax.random.PRNGKey(stored.seed))
+    target = jax.eval_shape(trainer.init, init_key)
+    state, buffer_restored = restore_train_state(checkpoints[-1], target)
+    if not buffer_restored:
+        state = trainer.refill(state)
+    history = truncate_metrics(run_dir, int(state.epoch))
+    return _run(trainer, run_dir, state, history=history, console=console)
+
+
+RESUME_MAY_CHANGE = ("progress", "tensorboard")  # Config fields a resumed run may change
+
+
+def _run(trainer: Trainer, run_dir: Path, state: TrainState, history: list[dict[str, float]], console: Any) -> RunResult:
+    """The host loop from `state` to the last epoch: log, checkpoint, stop cleanly on SIGINT / SIGTERM."""
+    import signal
+    import threading
+
+    from deepcrl.checkpoint import list_train_states, save_checkpoint, save_train_state
+    from deepcrl.logger import MetricsLogger
+    from deepcrl.progress import RunProgress
+
+    config = trainer.config
+    _, eval_key = jax.random.split(jax.random.PRNGKey(config.seed))
     eval_epochs = set(config.eval_epochs)
-    history: list[dict[str, float]] = []
+    first_epoch = int(state.epoch) + 1
+    elapsed_before = history[-1]["time_s"] if history else 0.0
     start = time.perf_counter()
+
+    stop = {"signal": None}
+    handlers = {}
+    if threading.current_thread() is threading.main_thread():
+        def request_stop(signum, _frame):
+            if stop["signal"] is not None and signum == signal.SIGINT:
+                raise KeyboardInterrupt  # a second Ctrl-C stops at once, without a checkpoint
+            stop["signal"] = signal.Signals(signum).name
+
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            handlers[sig] = signal.signal(sig, request_stop)
+
+    def checkpoint(state: TrainState) -> Path:
+        return save_train_state(run_dir, state, keep=config.keep_checkpoints, save_buffer=config.save_buffer)
+
+    logger = MetricsLogger(run_dir, tensorboard=config.tensorboard)
     progress = RunProgress(config, console=console, enabled=config.progress)
+    interrupted = False
     try:
         with progress:
-            state = trainer.init(init_key)
-            last_train: dict[str, float] = {}
-            for epoch in range(1, config.num_epochs + 1):
+            last_row = history[-1] if history else {}
+            progress.update((first_epoch - 1) * config.env_steps_per_epoch, last_row)
+            for epoch in range(first_epoch, config.num_epochs + 1):
                 state, train_metrics = trainer.epoch(state)
+                bad_step = int(train_metrics.pop("health/first_bad_step"))
+                bad_quantity = int(train_metrics.pop("health/bad_quantity"))
+                if bad_step >= 0:
+                    name = (WATCHED + PARAMS_WATCHED)[bad_quantity]
+                    sgd_step = (epoch - 1) * config.updates_per_epoch + bad_step + 1
+                    saved = list_train_states(run_dir)
+                    kept = f"the last good checkpoint is {saved[-1]}" if saved else "no checkpoint had been saved yet"
+                    raise NumericalError(
+                        f"{name} became NaN or Inf at SGD step {sgd_step} (epoch {epoch}); {kept}; "
+                        f"lower the learning rates (--actor-lr, --critic-lr) or set --max-grad-norm"
+                    )
                 if epoch in eval_epochs:
                     eval_metrics = trainer.evaluate(state, jax.random.fold_in(eval_key, epoch))
                     train_metrics, eval_metrics = jax.device_get((train_metrics, eval_metrics))
                     env_steps = epoch * config.env_steps_per_epoch
-                    elapsed = time.perf_counter() - start
                     row = {
                         "epoch": epoch,
                         "env_steps": env_steps,
                         "sgd_steps": epoch * config.updates_per_epoch,
-                        "time_s": round(elapsed, 3),
+                        "time_s": round(elapsed_before + time.perf_counter() - start, 3),
                         **{k: float(v) for k, v in eval_metrics.items()},
                         **{k: float(v) for k, v in train_metrics.items()},
                     }
                     logger.log(row, step=env_steps)
                     history.append(row)
-                    last_train = row
-                progress.update(epoch * config.env_steps_per_epoch, last_train)
-        jax.block_until_ready(state)
-        save_checkpoint(run_dir, config, state.agent)
+                    last_row = row
+                progress.update(epoch * config.env_steps_per_epoch, last_row)
+                if config.checkpoint_every and epoch % config.checkpoint_every == 0 and epoch < config.num_epochs:
+                    checkpoint(state)
+                if stop["signal"] is not None and epoch < config.num_epochs:
+                    where = checkpoint(state)
+                    interrupted = True
+                    break
+        if not interrupted:
+            jax.block_until_ready(state)
+            if config.checkpoint_every:
+                checkpoint(state)
+            save_checkpoint(run_dir, config, state.agent)
     finally:
         logger.close()
+        for sig, handler in handlers.items():
+            signal.signal(sig, handler)
 
-    final = final_score(history)
-    result = RunResult(run_dir=run_dir, metrics=history[-1], final_score=final, history=history)
-    progress.summary(result, time.perf_counter() - start)
+    if interrupted:
+        import sys
+
+        # Plain print, not rich: a wrapped path could not be copied into the resume command.
+        print(f"{stop['signal']}: stopped after epoch {int(state.epoch)} of {config.num_epochs}; checkpoint {where}", file=sys.stderr)
+        print(f"resume with: deepcrl train --resume {run_dir}", file=sys.stderr)
+    final = final_score(history) if history else {}
+    result = RunResult(run_dir=run_dir, metrics=history[-1] if history else {}, final_score=final, history=history,
+                       interrupted=interrupted)
+    if not interrupted:
+        progress.summary(result, elapsed_before + time.perf_counter() - start)
     return result
 
 

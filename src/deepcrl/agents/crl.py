@@ -50,6 +50,7 @@ class CRLConfig:
     actor_lr: float = 3e-4  # Adam step size, actor
     critic_lr: float = 3e-4  # Adam step size, encoders
     alpha_lr: float = 3e-4  # Adam step size, log alpha
+    max_grad_norm: float = 0.0  # clip actor and critic gradients to this global norm; 0 = off (as in the paper)
 
     @property
     def target_entropy(self) -> float:
@@ -67,6 +68,12 @@ class CRLState:
     steps: jax.Array  # [] int32, SGD steps taken
 
 
+def _adam(learning_rate: float, max_grad_norm: float) -> optax.GradientTransformation:
+    if max_grad_norm > 0:
+        return optax.chain(optax.clip_by_global_norm(max_grad_norm), optax.adam(learning_rate))
+    return optax.adam(learning_rate)
+
+
 def _global_norm(tree: Any) -> jax.Array:
     return jnp.sqrt(sum(jnp.sum(jnp.square(leaf)) for leaf in jax.tree_util.tree_leaves(tree)))
 
@@ -80,8 +87,8 @@ class CRL:
         self.actor = Actor(width=c.actor_width, depth=c.actor_depth, action_size=c.action_size, unroll=c.actor_unroll, **trunk)
         self.sa_encoder = ResidualMLP(width=c.critic_width, depth=c.critic_depth, out_size=c.repr_dim, unroll=c.critic_unroll, **trunk)
         self.g_encoder = ResidualMLP(width=c.critic_width, depth=c.critic_depth, out_size=c.repr_dim, unroll=c.critic_unroll, **trunk)
-        self.actor_optimizer = optax.adam(c.actor_lr)
-        self.critic_optimizer = optax.adam(c.critic_lr)
+        self.actor_optimizer = _adam(c.actor_lr, c.max_grad_norm)
+        self.critic_optimizer = _adam(c.critic_lr, c.max_grad_norm)
         self.alpha_optimizer = optax.adam(c.alpha_lr)
 
     # ----- construction -----

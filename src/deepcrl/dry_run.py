@@ -1,0 +1,170 @@
+"""`deepcrl train --dry-run`: what a config would do, without training or writing anything.
+
+    plan = plan_run(config)    # validates, then derives sizes from abstract shapes (nothing is allocated)
+    print_plan(plan)
+
+Sizes come from the code that a run uses, evaluated on shapes only: the replay buffer from
+`jax.eval_shape(replay.init_buffer)`, the parameter counts from `jax.eval_shape(agent.init)` (and
+checked against the closed form `networks.param_count`).
+
+FLOPs per SGD update are counted analytically (not by XLA, whose cost analysis counts a scanned
+block once and whose compile of a deep unrolled update takes minutes on a small CPU). Only the Dense
+layers and the B x B logit matrix are counted, at 2 x batch x in x out per Dense forward; an update
+makes these passes over the batch (see agents/crl.py, CRL.update):
+
+    actor loss:  actor forward + backward (3x), phi forward + backward to its input only (2x:
+                 the critic's weights get no gradient here), psi forward (1x)
+    critic loss: phi and psi forward + backward (3x each), logits B x B x repr_dim forward + backward (3x)
+
+LayerNorm, activations and Adam are left out; for width 256 the estimate is within about 5% of XLA's
+count for a fully unrolled update (tests/test_config_files.py checks this).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import math
+from typing import Any
+
+import jax
+
+from deepcrl import replay
+from deepcrl.config import Config, validate
+from deepcrl.networks import count_params, param_count
+
+
+@dataclasses.dataclass(frozen=True)
+class RunPlan:
+    env: str  # the task's name, e.g. point_u_maze
+    state_size: int
+    goal_size: int
+    action_size: int
+    num_epochs: int
+    env_steps_per_epoch: int
+    env_steps_total: int  # num_epochs x env_steps_per_epoch (total_env_steps rounded up to whole epochs)
+    prefill_env_steps: int  # num_envs x prefill_steps, collected before the first update (not counted above)
+    sgd_steps_per_epoch: int
+    sgd_steps_total: int
+    env_steps_per_sgd_step: float  # update-to-data ratio 1 : this
+    num_evals: int
+    buffer_transitions: int  # buffer_size x num_envs
+    buffer_bytes: int  # bytes of the buffer's arrays
+    params: dict[str, int]  # actor, phi, psi
+    flops_per_update: int  # analytic estimate (module docstring)
+
+    @property
+    def flops_total(self) -> int:
+        return self.flops_per_update * self.sgd_steps_total
+
+
+def dense_forward_flops(batch: int, width: int, depth: int, in_size: int, out_size: int) -> int:
+    """2 x batch x in x out summed over a ResidualMLP's Dense layers (input, depth block layers, head)."""
+    return 2 * batch * (in_size * width + depth * width * width + width * out_size)
+
+
+def update_flops(config: Config, state_size: int, goal_size: int, action_size: int) -> int:
+    """Analytic FLOPs of one SGD update (actor, alpha and critic), as described in the module docstring."""
+    c = config
+    b, aw, ad = c.batch_size, c.resolved_actor_width, c.resolved_actor_depth
+    cw, cd = c.resolved_critic_width, c.resolved_critic_depth
+    actor = dense_forward_flops(b, aw, ad, state_size + goal_size, 2 * action_size)
+    phi = dense_forward_flops(b, cw, cd, state_size + action_size, c.repr_dim)
+    psi = dense_forward_flops(b, cw, cd, goal_size, c.repr_dim)
+    logits = 2 * b * b * c.repr_dim
+    return 3 * actor + 5 * phi + 4 * psi + 3 * logits
+
+
+def _nbytes(tree: Any) -> int:
+    return int(sum(math.prod(x.shape) * x.dtype.itemsize for x in jax.tree_util.tree_leaves(tree)))
+
+
+def plan_run(config: Config) -> RunPlan:
+    """Validate `config` (ConfigError on the first bad value) and derive its sizes without allocating."""
+    from deepcrl.training import build_agent
+
+    validate(config)
+    c = config
+    env, agent = build_agent(c)
+    s, g, a = env.state_size, env.goal_size, env.action_size
+
+    buffer = jax.eval_shape(functools.partial(replay.init_buffer, c.buffer_size, c.num_envs, s, a, g))
+    shapes = jax.eval_shape(agent.init, jax.random.PRNGKey(0))
+    params = {
+        "actor": count_params(shapes.actor_params),
+        "phi": count_params(shapes.critic_params["sa"]),
+        "psi": count_params(shapes.critic_params["g"]),
+    }
+    ln = c.layer_norm
+    closed_form = {
+        "actor": param_count(c.resolved_actor_width, c.resolved_actor_depth, s + g, 2 * a, ln),
+        "phi": param_count(c.resolved_critic_width, c.resolved_critic_depth, s + a, c.repr_dim, ln),
+        "psi": param_count(c.resolved_critic_width, c.resolved_critic_depth, g, c.repr_dim, ln),
+    }
+    if params != closed_form:  # a bug in the networks, not in the user's input
+        raise RuntimeError(f"parameter counts of the built networks {params} differ from networks.param_count {closed_form}")
+
+    return RunPlan(
+        env=env.name,
+        state_size=s,
+        goal_size=g,
+        action_size=a,
+        num_epochs=c.num_epochs,
+        env_steps_per_epoch=c.env_steps_per_epoch,
+        env_steps_total=c.num_epochs * c.env_steps_per_epoch,
+        prefill_env_steps=c.num_envs * c.prefill_steps,
+        sgd_steps_per_epoch=c.updates_per_epoch,
+        sgd_steps_total=c.num_epochs * c.updates_per_epoch,
+        env_steps_per_sgd_step=c.env_steps_per_epoch / c.updates_per_epoch,
+        num_evals=min(c.num_evals, c.num_epochs),  # = len(c.eval_epochs), without listing them
+        buffer_transitions=buffer.capacity * buffer.num_envs,
+        buffer_bytes=_nbytes(buffer),
+        params=params,
+        flops_per_update=update_flops(c, s, g, a),
+    )
+
+
+def _ratio(x: float) -> str:
+    return f"1:{x:,.0f}" if float(x).is_integer() else f"1:{x:,.4g}"
+
+
+def plan_rows(plan: RunPlan, config: Config) -> list[tuple[str, str]]:
+    """(label, value) rows of the dry-run report, numbers with thousands separators."""
+    p, c = plan, config
+    rows = [
+        ("env", p.env if c.layout is None or not c.layout.startswith("maze:") else f"{p.env} ({c.layout})"),
+        ("state / goal / action sizes", f"{p.state_size} / {p.goal_size} / {p.action_size}"),
+        ("policy input size", f"{p.state_size + p.goal_size}"),
+        ("epochs", f"{p.num_epochs:,}"),
+        ("env steps per epoch", f"{p.env_steps_per_epoch:,} ({c.num_envs:,} envs x {c.unroll_length:,} steps)"),
+        ("env steps total", f"{p.env_steps_total:,} (+ {p.prefill_env_steps:,} prefill)"),
+        ("sgd steps per epoch", f"{p.sgd_steps_per_epoch:,}"),
+        ("sgd steps total", f"{p.sgd_steps_total:,}"),
+        ("update-to-data ratio", f"{_ratio(p.env_steps_per_sgd_step)} (SGD steps : env steps)"),
+        ("evaluations", f"{p.num_evals:,} x {c.num_eval_envs:,} episodes"),
+        ("buffer capacity", f"{p.buffer_transitions:,} transitions ({c.buffer_size:,} steps x {c.num_envs:,} envs)"),
+        ("buffer memory", f"{p.buffer_bytes / 1e6:,.2f} MB"),
+        ("params actor", f"{p.params['actor']:,} (depth {c.resolved_actor_depth}, width {c.resolved_actor_width})"),
+        ("params phi", f"{p.params['phi']:,} (depth {c.resolved_critic_depth}, width {c.resolved_critic_width})"),
+        ("params psi", f"{p.params['psi']:,} (depth {c.resolved_critic_depth}, width {c.resolved_critic_width})"),
+        ("params total", f"{sum(p.params.values()):,}"),
+        ("flops per sgd update", f"{p.flops_per_update:.3g} (analytic: Dense layers and logits, forward + backward)"),
+        ("flops of all updates", f"{p.flops_total:.3g}"),
+    ]
+    return rows
+
+
+def print_plan(plan: RunPlan, config: Config, run_dir: str | None = None, console: Any = None) -> None:
+    """The dry-run report as a two-column table on stdout."""
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="deepcrl train --dry-run: nothing trained, nothing written", title_justify="left")
+    table.add_column("quantity")
+    table.add_column("value", overflow="fold")
+    for label, value in plan_rows(plan, config):
+        table.add_row(label, value)
+    console = console or Console(width=120)
+    console.print(table)
+    if run_dir is not None:  # outside the table, so that a long path is never folded
+        console.print(f"run dir (not created): {run_dir}", markup=False, highlight=False, soft_wrap=True)
