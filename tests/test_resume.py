@@ -183,6 +183,48 @@ def test_resume_refuses_flags_that_change_the_run(uninterrupted, tmp_path):
     assert not (tmp_path / "nothing-here").exists()
 
 
+def test_failed_checkpoint_write_keeps_the_previous_one(tmp_path, monkeypatch):
+    import deepcrl.checkpoint as checkpoint_module
+    from deepcrl.errors import CheckpointWriteError
+    from deepcrl.training import train
+
+    real_fsync = checkpoint_module.os.fsync
+    calls = {"n": 0}
+
+    def fsync_that_fills_the_disk(fd):
+        calls["n"] += 1
+        if calls["n"] > 2:  # the first checkpoint (state + buffer) is written; the second runs out of space
+            raise OSError(28, "No space left on device")
+        return real_fsync(fd)
+
+    monkeypatch.setattr(checkpoint_module.os, "fsync", fsync_that_fills_the_disk)
+    run_dir = tmp_path / "full"
+    config = Config(**{**_tiny_kwargs(), "total_env_steps": 1600, "num_evals": 4, "run_dir": str(run_dir)})
+    with pytest.raises(CheckpointWriteError, match="No space left on device") as error:
+        train(config)
+    assert "epoch_00000005 is intact" in str(error.value) and "\n" not in str(error.value)
+    assert [p.name for p in (run_dir / "state").iterdir()] == ["epoch_00000005"]  # no half-written folder
+    monkeypatch.undo()
+    trainer = Trainer(config)
+    state, _ = restore_train_state(run_dir / "state" / "epoch_00000005", jax.eval_shape(trainer.init, jax.random.PRNGKey(0)))
+    assert int(state.epoch) == 5
+
+
+def test_too_little_disk_space_is_refused_before_anything_is_written(tmp_path, monkeypatch):
+    import shutil
+    from collections import namedtuple
+
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: usage(10 << 20, 9 << 20, 1 << 20))
+    run_dir = tmp_path / "tiny-disk"
+    done_code = None
+    from deepcrl.cli import main
+
+    done_code = main(["train", *TINY, "--run-dir", str(run_dir)])
+    assert done_code == 2
+    assert not run_dir.exists()
+
+
 def _tiny_kwargs() -> dict:
     return {**TINY_SETTINGS, "progress": False, "tensorboard": False}
 

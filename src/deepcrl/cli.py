@@ -16,7 +16,7 @@ from typing import Sequence
 
 import tyro
 
-from deepcrl.errors import ConfigError, NumericalError
+from deepcrl.errors import ConfigError, RunError
 
 USAGE = """usage: deepcrl {train,eval} ...
 
@@ -238,7 +238,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return commands[command](rest)
     except ConfigError as e:
         return _fail(str(e))
-    except NumericalError as e:
+    except RunError as e:
         print(f"deepcrl: error: {e}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

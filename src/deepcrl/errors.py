@@ -9,5 +9,13 @@ class ConfigError(ValueError):
     """A user-supplied value is not allowed. The message is one line: the value and what is allowed."""
 
 
-class NumericalError(RuntimeError):
+class RunError(RuntimeError):
+    """A run failed while training (not because of its input). One line: what happened, what was kept."""
+
+
+class NumericalError(RunError):
     """A loss, gradient or parameter became NaN or Inf during training. One line: what, and at which step."""
+
+
+class CheckpointWriteError(RunError):
+    """A checkpoint could not be written (disk full, folder removed, ...); the previous one is intact."""

@@ -28,7 +28,7 @@ from deepcrl import replay
 from deepcrl.agents.crl import CRL, CRLConfig, CRLState
 from deepcrl.config import Config, make_env_from_config, validate
 from deepcrl.envs.base import Env, EnvState, step_autoreset
-from deepcrl.errors import ConfigError, NumericalError
+from deepcrl.errors import CheckpointWriteError, ConfigError, NumericalError
 from deepcrl.evaluate import make_evaluate
 
 # Blocks per scan iteration when Config.unroll == 0. Measured on a 2-core CPU (docs/benchmarks.md):
@@ -248,6 +248,30 @@ def prepare_run_dir(config: Config) -> tuple[Config, Path]:
     return dataclasses.replace(config, run_dir=str(run_dir), layout=layout), run_dir
 
 
+def checkpoint_bytes(trainer: Trainer) -> int:
+    """Bytes one training-state checkpoint takes (arrays only; msgpack adds little)."""
+    shapes = jax.eval_shape(trainer.init, jax.random.PRNGKey(0))
+    if not trainer.config.save_buffer:
+        shapes = shapes.replace(buffer=None)
+    return sum(x.size * x.dtype.itemsize for x in jax.tree_util.tree_leaves(shapes))
+
+
+def check_disk_space(trainer: Trainer, run_dir: Path) -> None:
+    """ConfigError if the run directory's disk cannot hold the checkpoints the run will keep."""
+    import shutil
+
+    probe = run_dir
+    while not probe.exists():
+        probe = probe.parent
+    need = checkpoint_bytes(trainer) * (trainer.config.keep_checkpoints + 1) + (16 << 20)  # + one being written, + logs
+    free = shutil.disk_usage(probe).free
+    if free < need:
+        raise ConfigError(
+            f"run_dir={str(run_dir)!r} has {free / 2**20:.0f} MiB free, but this run's checkpoints need about {need / 2**20:.0f} MiB; "
+            f"free space, choose another --run-dir, lower --keep-checkpoints or use --no-save-buffer"
+        )
+
+
 def train(config: Config, console: Any = None) -> RunResult:
     """Train one agent end to end; returns the final metrics and the run directory.
 
@@ -256,6 +280,7 @@ def train(config: Config, console: Any = None) -> RunResult:
     validate(config)
     config, run_dir = prepare_run_dir(config)
     trainer = Trainer(config)
+    check_disk_space(trainer, run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "config.json").write_text(config.to_json())
     init_key, _ = jax.random.split(jax.random.PRNGKey(config.seed))
@@ -330,7 +355,12 @@ def _run(trainer: Trainer, run_dir: Path, state: TrainState, history: list[dict[
             handlers[sig] = signal.signal(sig, request_stop)
 
     def checkpoint(state: TrainState) -> Path:
-        return save_train_state(run_dir, state, keep=config.keep_checkpoints, save_buffer=config.save_buffer)
+        try:
+            return save_train_state(run_dir, state, keep=config.keep_checkpoints, save_buffer=config.save_buffer)
+        except OSError as e:
+            saved = list_train_states(run_dir)
+            kept = f"the previous checkpoint {saved[-1]} is intact" if saved else "no earlier checkpoint exists"
+            raise CheckpointWriteError(f"could not write the checkpoint of epoch {int(state.epoch)} in {run_dir / 'state'}: {e.strerror or e}; {kept}") from None
 
     logger = MetricsLogger(run_dir, tensorboard=config.tensorboard)
     progress = RunProgress(config, console=console, enabled=config.progress)
