@@ -91,16 +91,17 @@ def test_sigkill_then_resume_is_bitwise_the_same_run(uninterrupted, tmp_path):
     assert len(list_train_states(run_dir)) == 2  # keep_checkpoints
 
 
-def test_sigterm_checkpoints_and_exits_zero_then_resumes(uninterrupted, tmp_path):
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_signal_checkpoints_and_exits_zero_then_resumes(uninterrupted, tmp_path, signum):
     run_dir = tmp_path / "terminated"
     proc = start("train", *TINY, "--run-dir", str(run_dir))
     wait_for(run_dir / "state" / "epoch_00000050", proc)
     sent = time.monotonic()
-    proc.send_signal(signal.SIGTERM)
+    proc.send_signal(signum)
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err
     assert time.monotonic() - sent < 30
-    assert "SIGTERM" in out + err and f"deepcrl train --resume {run_dir}" in out + err
+    assert signal.Signals(signum).name in out + err and f"deepcrl train --resume {run_dir}" in out + err
     newest = list_train_states(run_dir)[-1]
     assert int(newest.name.split("_")[1]) >= 50
     assert not (run_dir / "checkpoint").exists()  # the final policy checkpoint comes only at the end
