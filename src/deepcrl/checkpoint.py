@@ -40,6 +40,7 @@ def save_checkpoint(run_dir: str | Path, config: Config, agent_state: Any) -> Pa
     run_dir = Path(run_dir)
     final = run_dir / CHECKPOINT_DIR
     tmp = Path(tempfile.mkdtemp(prefix=".checkpoint-", dir=run_dir))
+    os.chmod(tmp, 0o755)  # mkdtemp makes it private; a checkpoint is as readable as the run directory
     try:
         payload = jax.device_get(_agent_payload(agent_state))
         (tmp / "agent.msgpack").write_bytes(serialization.to_bytes(payload))
@@ -152,6 +153,7 @@ def save_train_state(run_dir: str | Path, state: Any, *, keep: int, save_buffer:
     }
     final = root / f"epoch_{epoch:08d}"
     tmp = Path(tempfile.mkdtemp(prefix=".epoch-", dir=root))
+    os.chmod(tmp, 0o755)
     try:
         for name, data in files.items():
             with open(tmp / name, "wb") as f:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 
@@ -16,13 +16,11 @@ class RunProgress:
         self.enabled = enabled
         self.progress = Progress(
             TextColumn("[bold]train[/]"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("env steps"),
+            BarColumn(bar_width=24),
+            TextColumn("{task.fields[steps]}"),
             TextColumn("{task.fields[rate]}"),
             TextColumn("{task.fields[score]}"),
             TimeElapsedColumn(),
-            TimeRemainingColumn(),
             console=self.console,
             disable=not enabled,
             transient=False,
@@ -34,7 +32,7 @@ class RunProgress:
     def __enter__(self):
         self.progress.__enter__()
         total = self.config.num_epochs * self.config.env_steps_per_epoch
-        self.task = self.progress.add_task("train", total=total, rate="", score="compiling...")
+        self.task = self.progress.add_task("train", total=total, steps=_steps(0, total), rate="", score="compiling...")
         return self
 
     def __exit__(self, *exc):
@@ -48,11 +46,12 @@ class RunProgress:
             self._start_time, self._start_steps = now, env_steps
             rate = ""
         else:
-            rate = f"{(env_steps - self._start_steps) / max(now - self._start_time, 1e-9):,.0f} steps/s"
+            rate = f"{(env_steps - self._start_steps) / max(now - self._start_time, 1e-9) / 1e3:,.1f}k steps/s"
         score = ""
         if last_row:
-            score = f"time at goal {last_row['eval/time_at_goal']:.1f}  success {last_row['eval/success']:.2f}"
-        self.progress.update(self.task, completed=env_steps, rate=rate, score=score)
+            score = f"success {last_row['eval/success']:.2f}  at goal {last_row['eval/time_at_goal']:.0f}/{self.config.episode_length}"
+        total = self.progress.tasks[0].total
+        self.progress.update(self.task, completed=env_steps, steps=_steps(env_steps, total), rate=rate, score=score)
 
     def summary(self, result: Any, seconds: float) -> None:
         """The closing table; printed also when the live bar is off (--no-progress)."""
@@ -70,3 +69,7 @@ class RunProgress:
         table.add_row("run dir", str(result.run_dir))
         table.add_row("next", f"deepcrl eval {result.run_dir}")
         self.console.print(table)
+
+
+def _steps(done: float, total: float) -> str:
+    return f"{done / 1e6:.2f}M/{total / 1e6:.2f}M env steps"
