@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from deepcrl import cli
+from cli_helpers import assert_one_error_line as _assert_one_error_line, run_main as _main
 
 DEEPCRL = shutil.which("deepcrl")
 
@@ -27,26 +28,6 @@ def _flags(config: dict) -> list[str]:
         elif value is not None:
             out += [flag, str(value)]
     return out
-
-
-def _main(argv, capsys) -> tuple[int, str, str]:
-    try:
-        code = cli.main(argv)
-    except SystemExit as e:  # tyro exits by itself for --help
-        code = e.code
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def _assert_one_error_line(code: int, err: str, *names: str) -> str:
-    assert code == 2, err
-    lines = err.splitlines()
-    assert len(lines) == 1, err
-    assert lines[0].startswith("deepcrl: error: "), err
-    assert "Traceback" not in err
-    for name in names:
-        assert name in lines[0], (name, lines[0])
-    return lines[0]
 
 
 @pytest.fixture

@@ -16,25 +16,7 @@ import pytest
 from deepcrl import cli, replay
 from deepcrl.config import Config, load_config_file
 from deepcrl.errors import ConfigError
-
-
-def _main(argv, capsys) -> tuple[int, str, str]:
-    try:
-        code = cli.main(argv)
-    except SystemExit as e:  # tyro exits by itself for --help
-        code = e.code
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def _assert_one_error_line(code: int, err: str, *names: str) -> str:
-    assert code == 2, err
-    lines = err.splitlines()
-    assert len(lines) == 1, err
-    assert lines[0].startswith("deepcrl: error: "), err
-    for name in names:
-        assert name in lines[0], (name, lines[0])
-    return lines[0]
+from cli_helpers import assert_one_error_line as _assert_one_error_line, run_main as _main
 
 
 @pytest.fixture

@@ -103,49 +103,45 @@ TRAIN_DESCRIPTION = (
 )
 
 
+# Options of `deepcrl train` that are not Config fields, and what each needs as its value.
+_EXTRA_OPTIONS = {
+    "--config": "a file: --config FILE, FILE a .yaml, .yml or .json file (flags override its values)",
+    "--resume": "a run directory: --resume RUN_DIR",
+}
+
+
 def _split_train_argv(argv: Sequence[str]) -> tuple[str | None, bool, list[str], str | None]:
     """(--config FILE, --dry-run, the other arguments, --resume RUN_DIR): the flags that are not Config fields."""
-    config_path: str | None = None
-    resume_dir: str | None = None
+    values: dict[str, str] = {}
     dry_run = False
     rest: list[str] = []
     args = list(argv)
     i = 0
     while i < len(args):
         arg = args[i]
+        flag = arg.split("=", 1)[0]
         if arg == "--":  # everything after "--" is tyro's
             rest += args[i:]
             break
         if arg == "--dry-run":
             dry_run = True
-        elif arg == "--resume" or arg.startswith("--resume="):
-            if resume_dir is not None:
-                raise ConfigError("--resume is given twice; pass one run directory")
-            if arg == "--resume":
-                if i + 1 >= len(args) or args[i + 1].startswith("--"):
-                    raise ConfigError("--resume needs a run directory: --resume RUN_DIR")
+        elif flag in _EXTRA_OPTIONS:
+            if flag in values:
+                raise ConfigError(f"{flag} is given twice; it takes {_EXTRA_OPTIONS[flag]}")
+            if "=" in arg:
+                value = arg.split("=", 1)[1]
+            elif i + 1 < len(args) and not args[i + 1].startswith("--"):
                 i += 1
-                resume_dir = args[i]
+                value = args[i]
             else:
-                resume_dir = arg[len("--resume="):]
-            if not resume_dir:
-                raise ConfigError("--resume needs a run directory: --resume RUN_DIR")
-        elif arg == "--config" or arg.startswith("--config="):
-            if config_path is not None:
-                raise ConfigError("--config is given twice; pass one config file (flags override its values)")
-            if arg == "--config":
-                if i + 1 >= len(args) or args[i + 1].startswith("--"):
-                    raise ConfigError("--config needs a file: --config FILE, FILE a .yaml, .yml or .json file")
-                i += 1
-                config_path = args[i]
-            else:
-                config_path = arg[len("--config="):]
-            if not config_path:
-                raise ConfigError("--config needs a file: --config FILE, FILE a .yaml, .yml or .json file")
+                value = ""
+            if not value:
+                raise ConfigError(f"{flag} needs {_EXTRA_OPTIONS[flag]}")
+            values[flag] = value
         else:
             rest.append(arg)
         i += 1
-    return config_path, dry_run, rest, resume_dir
+    return values.get("--config"), dry_run, rest, values.get("--resume")
 
 
 def _train(argv: Sequence[str]) -> int:
