@@ -51,6 +51,7 @@ class Config:
     activation: str = "swish"  # swish or relu (paper ablation: relu)
     residual: bool = True  # skip connections around blocks of 4 layers (paper ablation: off)
     unroll: int = 0  # blocks per scan iteration; 0 picks by measurement (see training.resolve_unroll)
+    remat: bool = False  # recompute each residual block in the backward pass: activation memory stops growing with depth, at extra compute
 
     # --- CRL losses ---
     energy: str = "l2"  # critic energy f(s,a,g): l2 (negative L2 distance), l2_sq, l1, dot, cosine
