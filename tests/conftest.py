@@ -87,3 +87,12 @@ def pytest_unconfigure(config):
 def small_run() -> dict:
     """Keyword arguments of the shared small `Config` (a fresh copy for each caller)."""
     return dict(SMALL_RUN)
+
+
+@pytest.fixture
+def workdir(tmp_path, monkeypatch):
+    """An empty current directory, so that a default runs/ folder written by mistake would show."""
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    monkeypatch.chdir(cwd)
+    return cwd

@@ -30,15 +30,6 @@ def _flags(config: dict) -> list[str]:
     return out
 
 
-@pytest.fixture
-def workdir(tmp_path, monkeypatch):
-    """An empty current directory (so a default runs/ folder would show) and a run dir that must not appear."""
-    cwd = tmp_path / "cwd"
-    cwd.mkdir()
-    monkeypatch.chdir(cwd)
-    return cwd
-
-
 def _maze(tmp_path: Path, text: str) -> str:
     path = tmp_path / "maze.txt"
     path.write_text(text)

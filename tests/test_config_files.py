@@ -19,15 +19,6 @@ from deepcrl.errors import ConfigError
 from cli_helpers import assert_one_error_line as _assert_one_error_line, run_main as _main
 
 
-@pytest.fixture
-def workdir(tmp_path, monkeypatch):
-    """An empty current directory, so that a default runs/ folder would show."""
-    cwd = tmp_path / "cwd"
-    cwd.mkdir()
-    monkeypatch.chdir(cwd)
-    return cwd
-
-
 def _write(path: Path, text: str | bytes) -> str:
     if isinstance(text, bytes):
         path.write_bytes(text)

@@ -11,6 +11,8 @@ so an interrupted save never leaves a half-written checkpoint.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import shutil
 import tempfile
@@ -129,15 +131,11 @@ def _state_payload(state: Any) -> dict[str, Any]:
 
 
 def _sha256(data: bytes) -> str:
-    import hashlib
-
     return hashlib.sha256(data).hexdigest()
 
 
 def save_train_state(run_dir: str | Path, state: Any, *, keep: int, save_buffer: bool) -> Path:
     """Write the whole TrainState atomically as RUN_DIR/state/epoch_N; keep the newest `keep`."""
-    import json
-
     root = Path(run_dir) / STATE_DIR
     root.mkdir(parents=True, exist_ok=True)
     host = jax.device_get(state)
@@ -186,8 +184,6 @@ def restore_train_state(path: str | Path, target: Any) -> tuple[Any, bool]:
     Returns (state without a usable buffer if none was saved, buffer_restored). Raises ConfigError if
     a file is missing, damaged (SHA-256 mismatch), unreadable, or holds other shapes than `target`.
     """
-    import json
-
     path = Path(path)
     try:
         meta = json.loads((path / _META_FILE).read_text())

@@ -172,7 +172,7 @@ def _resume(run_dir: str, config_path: str | None, dry_run: bool, rest: list[str
     """deepcrl train --resume RUN_DIR [FLAGS]: flags may only repeat the stored settings (or --no-progress)."""
     from pathlib import Path
 
-    from deepcrl.config import load_config_file
+    from deepcrl.config import Config, load_config_file
     from deepcrl.training import resume
 
     if dry_run:
@@ -180,12 +180,8 @@ def _resume(run_dir: str, config_path: str | None, dry_run: bool, rest: list[str
     stored_path = Path(run_dir) / "config.json"
     if not stored_path.is_file():
         raise ConfigError(f"--resume {run_dir!r}: no config.json there; give the folder of a run started by deepcrl train")
-    stored = load_config_file(stored_path)
-    if config_path is not None:
-        stored_with_file = load_config_file(config_path)
-        config = _parse(type(stored), rest, prog="deepcrl train", description=TRAIN_DESCRIPTION, default=stored_with_file)
-    else:
-        config = _parse(type(stored), rest, prog="deepcrl train", description=TRAIN_DESCRIPTION, default=stored)
+    defaults = load_config_file(config_path if config_path is not None else stored_path)
+    config = _parse(Config, rest, prog="deepcrl train", description=TRAIN_DESCRIPTION, default=defaults)
     resume(run_dir, config)
     return 0
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import math
+import os
 from pathlib import Path
 from typing import Any
 
@@ -65,8 +66,6 @@ def truncate_metrics(run_dir: str | Path, last_epoch: int) -> list[dict[str, flo
 
     The file is rewritten atomically, so a crash here leaves either the old or the new file.
     """
-    import os
-
     path = Path(run_dir) / "metrics.csv"
     if not path.exists():
         return []

@@ -15,6 +15,10 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import shutil
+import signal
+import sys
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,10 +30,13 @@ from flax import struct
 
 from deepcrl import replay
 from deepcrl.agents.crl import CRL, CRLConfig, CRLState
+from deepcrl.checkpoint import list_train_states, restore_train_state, save_checkpoint, save_train_state
 from deepcrl.config import Config, make_env_from_config, validate
 from deepcrl.envs.base import Env, EnvState, step_autoreset
 from deepcrl.errors import CheckpointWriteError, ConfigError, NumericalError
 from deepcrl.evaluate import make_evaluate
+from deepcrl.logger import MetricsLogger, truncate_metrics
+from deepcrl.progress import RunProgress
 
 # Blocks per scan iteration when Config.unroll == 0. Measured on a 2-core CPU (docs/benchmarks.md):
 # a fully unrolled network is faster for shallow nets, while compile time grows with unrolled depth.
@@ -259,8 +266,6 @@ def checkpoint_bytes(trainer: Trainer) -> int:
 
 def check_disk_space(trainer: Trainer, run_dir: Path) -> None:
     """ConfigError if the run directory's disk cannot hold the checkpoints the run will keep."""
-    import shutil
-
     probe = run_dir
     while not probe.exists():
         probe = probe.parent
@@ -294,9 +299,6 @@ def resume(run_dir: str | Path, config: Config | None = None, console: Any = Non
     `config`, if given, must equal the stored one except for `progress` and `tensorboard`; any other
     difference would change the run and raises ConfigError naming the field.
     """
-    from deepcrl.checkpoint import list_train_states, restore_train_state
-    from deepcrl.logger import truncate_metrics
-
     run_dir = Path(run_dir)
     if not (run_dir / "config.json").is_file():
         raise ConfigError(f"--resume {str(run_dir)!r}: no config.json there; give the folder of a run started by deepcrl train")
@@ -330,13 +332,6 @@ RESUME_MAY_CHANGE = ("progress", "tensorboard")  # Config fields a resumed run m
 
 def _run(trainer: Trainer, run_dir: Path, state: TrainState, history: list[dict[str, float]], console: Any) -> RunResult:
     """The host loop from `state` to the last epoch: log, checkpoint, stop cleanly on SIGINT / SIGTERM."""
-    import signal
-    import threading
-
-    from deepcrl.checkpoint import list_train_states, save_checkpoint, save_train_state
-    from deepcrl.logger import MetricsLogger
-    from deepcrl.progress import RunProgress
-
     config = trainer.config
     _, eval_key = jax.random.split(jax.random.PRNGKey(config.seed))
     eval_epochs = set(config.eval_epochs)
@@ -416,8 +411,6 @@ def _run(trainer: Trainer, run_dir: Path, state: TrainState, history: list[dict[
             signal.signal(sig, handler)
 
     if interrupted:
-        import sys
-
         # Plain print, not rich: a wrapped path could not be copied into the resume command.
         print(f"{stop['signal']}: stopped after epoch {int(state.epoch)} of {config.num_epochs}; checkpoint {where}", file=sys.stderr)
         print(f"resume with: deepcrl train --resume {run_dir}", file=sys.stderr)
