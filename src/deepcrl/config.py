@@ -52,6 +52,7 @@ class Config:
     residual: bool = True  # skip connections around blocks of 4 layers (paper ablation: off)
     unroll: int = 0  # blocks per scan iteration; 0 picks by measurement (see training.resolve_unroll)
     remat: bool = False  # recompute each residual block in the backward pass: activation memory stops growing with depth, at extra compute
+    matmul_dtype: str = "float32"  # float32 or bfloat16: dtype of the networks' matrix multiplies (parameters, LayerNorm statistics and losses stay float32)
 
     # --- CRL losses ---
     energy: str = "l2"  # critic energy f(s,a,g): l2 (negative L2 distance), l2_sq, l1, dot, cosine
@@ -75,7 +76,9 @@ class Config:
     total_env_steps: int = 4_000_000  # environment steps of training (prefill not counted)
     num_evals: int = 20  # evaluations over the run (evenly spaced, the last one at the end)
     num_eval_envs: int = 128  # evaluation episodes per evaluation
-    seed: int = 0  # PRNG seed of the whole run
+    seed: int = 0  # PRNG seed of the whole run (with --num-seeds N: the first of seeds seed .. seed+N-1)
+    num_seeds: int = 1  # independent seeds trained side by side in one jitted program (vmap over the whole training state)
+    num_devices: int = 1  # devices to split environments and the SGD batch over (data parallel, global InfoNCE negatives); 0 = all visible
     run_dir: str | None = None  # output folder; default runs/<env>-d<depth>-s<seed>-<time>
     progress: bool = True  # show the progress bar
     tensorboard: bool = True  # write TensorBoard events next to metrics.csv
@@ -146,6 +149,7 @@ class Config:
 
 
 ACTIVATIONS = ("swish", "relu")
+MATMUL_DTYPES = ("float32", "bfloat16")
 TRAIN_STARTS = ("free", "start_cells")
 TRAIN_GOALS = ("free", "goal_cells")
 
@@ -210,6 +214,12 @@ def validate(config: Config) -> None:
     _choice("contrastive_loss", c.contrastive_loss, LOSS_NAMES)
     _choice("train_starts", c.train_starts, TRAIN_STARTS)
     _choice("train_goals", c.train_goals, TRAIN_GOALS)
+    _choice("matmul_dtype", c.matmul_dtype, MATMUL_DTYPES)
+    _positive("num_seeds", c.num_seeds)
+    if c.num_devices < 0:
+        raise ConfigError(f"num_devices={c.num_devices!r} is not allowed; it must be an integer >= 0 (0 uses every visible device)")
+    if c.num_devices > 0:
+        check_divisible_by_devices(c, c.num_devices)
     if c.buffer_size < c.unroll_length:
         raise ConfigError(f"buffer_size={c.buffer_size} is smaller than unroll_length={c.unroll_length}; one collection must fit in the buffer, raise --buffer-size")
     if c.buffer_size < c.episode_length:
@@ -223,6 +233,14 @@ def validate(config: Config) -> None:
             f"(num_envs x (prefill_steps + unroll_length)); lower --batch-size or raise --num-envs / --prefill-steps"
         )
     make_env_from_config(c)  # unknown env / layout / bad maze file / bad env numbers raise ConfigError here
+
+
+def check_divisible_by_devices(config: Config, num_devices: int) -> None:
+    """ConfigError unless environments and the SGD batch split evenly over `num_devices` devices."""
+    for name in ("num_envs", "batch_size"):
+        value = getattr(config, name)
+        if value % num_devices:
+            raise ConfigError(f"{name}={value} does not split over {num_devices} devices; it must be a multiple of the device count")
 
 
 def make_env_from_config(config: Config):

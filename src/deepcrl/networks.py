@@ -49,8 +49,18 @@ def kernel_init() -> Callable[..., jax.Array]:
     return nn.initializers.variance_scaling(1.0 / 3.0, "fan_in", "uniform")
 
 
-def _dense(features: int, name: str) -> nn.Dense:
-    return nn.Dense(features, kernel_init=kernel_init(), bias_init=nn.initializers.zeros, name=name)
+MATMUL_DTYPES: dict[str, Any] = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
+
+
+def _dense(features: int, name: str, matmul_dtype: str = "float32") -> nn.Dense:
+    """Dense layer with float32 parameters; inputs and kernel are cast to `matmul_dtype` for the multiply."""
+    return nn.Dense(features, kernel_init=kernel_init(), bias_init=nn.initializers.zeros, name=name,
+                    dtype=MATMUL_DTYPES[matmul_dtype], param_dtype=jnp.float32)
+
+
+def _layer_norm(name: str) -> nn.LayerNorm:
+    """LayerNorm computed and returned in float32 whatever its input's dtype (statistics stay exact)."""
+    return nn.LayerNorm(name=name, dtype=jnp.float32, param_dtype=jnp.float32)
 
 
 def get_activation(name: str) -> Callable[[jax.Array], jax.Array]:
@@ -110,16 +120,17 @@ class ResidualBlock(nn.Module):
     layer_norm: bool = True
     activation: str = "swish"
     residual: bool = True
+    matmul_dtype: str = "float32"
 
     @nn.compact
     def __call__(self, x: jax.Array, _: Any = None) -> tuple[jax.Array, None]:
         act = get_activation(self.activation)
         h = x
         for i in range(4):
-            h = _dense(self.width, f"dense_{i}")(h)
+            h = _dense(self.width, f"dense_{i}", self.matmul_dtype)(h)
             if self.layer_norm:
-                h = nn.LayerNorm(name=f"norm_{i}")(h)
-            h = act(h)
+                h = _layer_norm(f"norm_{i}")(h)
+            h = act(h).astype(jnp.float32)
         return (x + h if self.residual else h), None
 
 
@@ -134,14 +145,15 @@ class ResidualMLP(nn.Module):
     residual: bool = True
     unroll: int | bool = 1
     remat: bool = False
+    matmul_dtype: str = "float32"  # float32 or bfloat16 multiplies; parameters, LayerNorm and the output stay float32
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
         act = get_activation(self.activation)
-        h = _dense(self.width, "input_dense")(x)
+        h = _dense(self.width, "input_dense", self.matmul_dtype)(x)
         if self.layer_norm:
-            h = nn.LayerNorm(name="input_norm")(h)
-        h = act(h)
+            h = _layer_norm("input_norm")(h)
+        h = act(h).astype(jnp.float32)
 
         block_cls = nn.remat(ResidualBlock) if self.remat else ResidualBlock
         blocks = nn.scan(
@@ -156,12 +168,13 @@ class ResidualMLP(nn.Module):
             layer_norm=self.layer_norm,
             activation=self.activation,
             residual=self.residual,
+            matmul_dtype=self.matmul_dtype,
             name="blocks",
         )(h, None)
 
         if self.out_size is None:
             return h
-        return _dense(self.out_size, "head")(h)
+        return _dense(self.out_size, "head", self.matmul_dtype)(h).astype(jnp.float32)
 
 
 class Actor(nn.Module):
@@ -179,6 +192,7 @@ class Actor(nn.Module):
     residual: bool = True
     unroll: int | bool = 1
     remat: bool = False
+    matmul_dtype: str = "float32"
 
     @nn.compact
     def __call__(self, x: jax.Array) -> tuple[jax.Array, jax.Array]:
@@ -191,10 +205,11 @@ class Actor(nn.Module):
             residual=self.residual,
             unroll=self.unroll,
             remat=self.remat,
+            matmul_dtype=self.matmul_dtype,
             name="trunk",
         )(x)
-        mean = _dense(self.action_size, "mean")(h)
-        raw = _dense(self.action_size, "log_std")(h)
+        mean = _dense(self.action_size, "mean", self.matmul_dtype)(h).astype(jnp.float32)
+        raw = _dense(self.action_size, "log_std", self.matmul_dtype)(h).astype(jnp.float32)
         log_std = LOG_STD_MIN + 0.5 * (LOG_STD_MAX - LOG_STD_MIN) * (jnp.tanh(raw) + 1.0)
         return mean, log_std
 

@@ -109,6 +109,7 @@ def build_agent(config: Config) -> tuple[Env, CRL]:
         actor_unroll=resolve_unroll(config.unroll, actor_depth),
         critic_unroll=resolve_unroll(config.unroll, critic_depth),
         remat=config.remat,
+        matmul_dtype=config.matmul_dtype,
         energy=config.energy,
         contrastive_loss=config.contrastive_loss,
         logsumexp_penalty=config.logsumexp_penalty,

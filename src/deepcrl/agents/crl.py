@@ -44,6 +44,7 @@ class CRLConfig:
     actor_unroll: int = 1  # blocks per scan iteration in the actor
     critic_unroll: int = 1  # blocks per scan iteration in the encoders
     remat: bool = False  # recompute each residual block's activations in the backward pass
+    matmul_dtype: str = "float32"  # float32 or bfloat16 matrix multiplies (parameters and LayerNorm stay float32)
     energy: str = "l2"  # logit f(s,a,g) from the two representations
     contrastive_loss: str = "fwd_infonce"  # classification loss over the B x B logits
     logsumexp_penalty: float = 0.1  # coefficient of the logsumexp^2 regulariser
@@ -84,7 +85,8 @@ class CRL:
 
     def __init__(self, config: CRLConfig):
         self.config = c = config
-        trunk = dict(layer_norm=c.layer_norm, activation=c.activation, residual=c.residual, remat=c.remat)
+        trunk = dict(layer_norm=c.layer_norm, activation=c.activation, residual=c.residual, remat=c.remat,
+                     matmul_dtype=c.matmul_dtype)
         self.actor = Actor(width=c.actor_width, depth=c.actor_depth, action_size=c.action_size, unroll=c.actor_unroll, **trunk)
         self.sa_encoder = ResidualMLP(width=c.critic_width, depth=c.critic_depth, out_size=c.repr_dim, unroll=c.critic_unroll, **trunk)
         self.g_encoder = ResidualMLP(width=c.critic_width, depth=c.critic_depth, out_size=c.repr_dim, unroll=c.critic_unroll, **trunk)
