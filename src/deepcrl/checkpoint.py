@@ -3,7 +3,8 @@
 Layout of a run directory's checkpoint:
 
     RUN_DIR/checkpoint/config.json     the full run Config (networks are rebuilt from it)
-    RUN_DIR/checkpoint/agent.msgpack   actor and critic parameters and the entropy temperature (flax msgpack)
+    RUN_DIR/checkpoint/agent.msgpack   actor and critic parameters and the entropy temperature (flax msgpack);
+                                       with --num-seeds N every array has a leading seed axis of length N
 
 Writes are atomic: everything goes to a temporary folder beside it, which is then renamed into place,
 so an interrupted save never leaves a half-written checkpoint.
@@ -24,6 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import serialization
 
+from deepcrl import parallel
 from deepcrl.config import Config, validate
 from deepcrl.errors import ConfigError
 
@@ -41,10 +43,12 @@ def _agent_payload(agent_state: Any) -> dict[str, Any]:
 def save_checkpoint(run_dir: str | Path, config: Config, agent_state: Any) -> Path:
     run_dir = Path(run_dir)
     final = run_dir / CHECKPOINT_DIR
+    payload = parallel.to_host(_agent_payload(agent_state))  # every process takes part in gathering; one writes
+    if not parallel.is_main_process():
+        return final
     tmp = Path(tempfile.mkdtemp(prefix=".checkpoint-", dir=run_dir))
     os.chmod(tmp, 0o755)  # mkdtemp makes it private; a checkpoint is as readable as the run directory
     try:
-        payload = jax.device_get(_agent_payload(agent_state))
         (tmp / "agent.msgpack").write_bytes(serialization.to_bytes(payload))
         (tmp / "config.json").write_text(config.to_json())
         old = None
@@ -71,7 +75,12 @@ def load_checkpoint(run_dir: str | Path):
     validate(config)  # a hand-edited or foreign config.json fails here, not deep inside network code
     env, agent = build_agent(config)
     # Shapes only: building the parameters eagerly would just be thrown away.
-    target = jax.eval_shape(lambda key: _agent_payload(agent.init(key)), jax.random.PRNGKey(0))
+    init = lambda key: _agent_payload(agent.init(key))  # noqa: E731
+    if config.num_seeds > 1:
+        init, key = jax.vmap(init), jax.random.split(jax.random.PRNGKey(0), config.num_seeds)
+    else:
+        key = jax.random.PRNGKey(0)
+    target = jax.eval_shape(init, key)
     try:
         payload = serialization.from_bytes(target, (ckpt / "agent.msgpack").read_bytes())
     except Exception as e:  # msgpack / shape errors: a corrupted or foreign file
@@ -84,10 +93,26 @@ def load_checkpoint(run_dir: str | Path):
     return config, env, agent, payload
 
 
-def load_policy(run_dir: str | Path) -> Callable[[jax.Array], jax.Array]:
-    """A jitted deterministic policy: observation concat(state, goal) -> action, for one or a batch."""
-    _, _, agent, payload = load_checkpoint(run_dir)
-    actor_params = payload["actor_params"]
+def seed_payload(config: Config, payload: dict[str, Any], seed: int | None) -> dict[str, Any]:
+    """The parameters of one seed of a checkpoint (`seed`: the seed itself; None: the run's first seed)."""
+    if config.num_seeds == 1:
+        if seed is not None and seed != config.seed:
+            raise ConfigError(f"seed={seed} is not in this run; it trained seed {config.seed} only")
+        return payload
+    seeds = range(config.seed, config.seed + config.num_seeds)
+    seed = config.seed if seed is None else seed
+    if seed not in seeds:
+        raise ConfigError(f"seed={seed} is not in this run; it trained seeds {seeds.start} .. {seeds.stop - 1}")
+    return jax.tree_util.tree_map(lambda x: x[seed - config.seed], payload)
+
+
+def load_policy(run_dir: str | Path, seed: int | None = None) -> Callable[[jax.Array], jax.Array]:
+    """A jitted deterministic policy: observation concat(state, goal) -> action, for one or a batch.
+
+    For a run of several seeds (--num-seeds), `seed` picks one (default: the run's first seed).
+    """
+    config, _, agent, payload = load_checkpoint(run_dir)
+    actor_params = seed_payload(config, payload, seed)["actor_params"]
 
     @jax.jit
     def policy(obs: jax.Array) -> jax.Array:
@@ -137,15 +162,17 @@ def _sha256(data: bytes) -> str:
 def save_train_state(run_dir: str | Path, state: Any, *, keep: int, save_buffer: bool) -> Path:
     """Write the whole TrainState atomically as RUN_DIR/state/epoch_N; keep the newest `keep`."""
     root = Path(run_dir) / STATE_DIR
+    host = parallel.to_host(state)  # every process takes part in gathering; only the first writes
+    epoch = int(np.asarray(host.epoch).max())
+    if not parallel.is_main_process():
+        return root / f"epoch_{epoch:08d}"
     root.mkdir(parents=True, exist_ok=True)
-    host = jax.device_get(state)
-    epoch = int(host.epoch)
     files = {_STATE_FILE: serialization.to_bytes(_state_payload(host))}
     if save_buffer:
         files[_BUFFER_FILE] = serialization.to_bytes(host.buffer)
     meta = {
         "epoch": epoch,
-        "env_steps": int(host.env_steps),
+        "env_steps": int(np.asarray(host.env_steps).max()),
         "buffer_saved": save_buffer,
         "sha256": {name: _sha256(data) for name, data in files.items()},
     }

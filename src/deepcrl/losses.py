@@ -150,36 +150,49 @@ def pairwise_energy(name: str, x: jax.Array, y: jax.Array) -> jax.Array:
 
 
 # ----------------------------------------------------------------------------------------------
-# Contrastive losses. Each returns (loss_contrastive, loss_logsumexp) for a [B, B] logits matrix.
+# Contrastive losses. Each takes the block of rows [b, C] and (for the column-wise losses) the block
+# of columns [C, b] of the C x C logits matrix that this device owns: rows and columns
+# `offset .. offset + b`. On one device b = C, offset = 0 and both blocks are the whole matrix.
+# Each returns (loss_contrastive, loss_logsumexp) averaged over the block; the mean of the blocks'
+# values over devices is the whole matrix's value (all blocks have the same size).
 # ----------------------------------------------------------------------------------------------
 
-
-def _fwd_infonce(logits: jax.Array, coef: float) -> tuple[jax.Array, jax.Array]:
-    lse = jax.nn.logsumexp(logits, axis=1)
-    return -jnp.mean(jnp.diag(logits) - lse), coef * jnp.mean(jnp.square(lse))
+# The losses that classify columns (a goal among all state-actions) and so need the column block.
+COLUMN_LOSSES: tuple[str, ...] = ("bwd_infonce", "sym_infonce")
 
 
-def _bwd_infonce(logits: jax.Array, coef: float) -> tuple[jax.Array, jax.Array]:
-    lse = jax.nn.logsumexp(logits, axis=0)
-    return -jnp.mean(jnp.diag(logits) - lse), coef * jnp.mean(jnp.square(lse))
+def _row_positives(rows: jax.Array, offset: jax.Array | int) -> jax.Array:
+    b = rows.shape[0]
+    return rows[jnp.arange(b), offset + jnp.arange(b)]
 
 
-def _sym_infonce(logits: jax.Array, coef: float) -> tuple[jax.Array, jax.Array]:
-    fwd, fwd_pen = _fwd_infonce(logits, coef)
-    bwd, bwd_pen = _bwd_infonce(logits, coef)
+def _fwd_infonce(rows: jax.Array, cols: jax.Array | None, offset, coef: float) -> tuple[jax.Array, jax.Array]:
+    lse = jax.nn.logsumexp(rows, axis=1)
+    return -jnp.mean(_row_positives(rows, offset) - lse), coef * jnp.mean(jnp.square(lse))
+
+
+def _bwd_infonce(rows: jax.Array, cols: jax.Array | None, offset, coef: float) -> tuple[jax.Array, jax.Array]:
+    lse = jax.nn.logsumexp(cols, axis=0)
+    return -jnp.mean(_row_positives(cols.T, offset) - lse), coef * jnp.mean(jnp.square(lse))
+
+
+def _sym_infonce(rows: jax.Array, cols: jax.Array | None, offset, coef: float) -> tuple[jax.Array, jax.Array]:
+    fwd, fwd_pen = _fwd_infonce(rows, cols, offset, coef)
+    bwd, bwd_pen = _bwd_infonce(rows, cols, offset, coef)
     return fwd + bwd, fwd_pen + bwd_pen
 
 
-def _binary_nce(logits: jax.Array, coef: float) -> tuple[jax.Array, jax.Array]:
+def _binary_nce(rows: jax.Array, cols: jax.Array | None, offset, coef: float) -> tuple[jax.Array, jax.Array]:
     # Sigmoid cross-entropy with the identity as labels: softplus(z) - label * z, averaged over all
-    # B*B entries. (JaxGCRL's binary NCE passes no labels here, i.e. treats every pair as negative.)
-    labels = jnp.eye(logits.shape[0], logits.shape[1], dtype=logits.dtype)
-    bce = jax.nn.softplus(logits) - labels * logits
-    _, pen = _fwd_infonce(logits, coef)
+    # entries. (JaxGCRL's binary NCE passes no labels here, i.e. treats every pair as negative.)
+    b, c = rows.shape
+    labels = (jnp.arange(c)[None, :] == offset + jnp.arange(b)[:, None]).astype(rows.dtype)
+    bce = jax.nn.softplus(rows) - labels * rows
+    _, pen = _fwd_infonce(rows, cols, offset, coef)
     return jnp.mean(bce), pen
 
 
-_LOSSES: dict[str, Callable[[jax.Array, float], tuple[jax.Array, jax.Array]]] = {
+_LOSSES: dict[str, Callable[..., tuple[jax.Array, jax.Array]]] = {
     "fwd_infonce": _fwd_infonce,
     "bwd_infonce": _bwd_infonce,
     "sym_infonce": _sym_infonce,
@@ -188,33 +201,49 @@ _LOSSES: dict[str, Callable[[jax.Array, float], tuple[jax.Array, jax.Array]]] = 
 
 
 def contrastive_loss(
-    logits: jax.Array, loss: str = DEFAULT_LOSS, logsumexp_penalty: float = 0.1
+    logits: jax.Array,
+    loss: str = DEFAULT_LOSS,
+    logsumexp_penalty: float = 0.1,
+    *,
+    offset: jax.Array | int = 0,
+    column_logits: jax.Array | None = None,
 ) -> tuple[jax.Array, dict[str, jax.Array]]:
-    """Total contrastive loss of a [B, B] logits matrix (positives on the diagonal), and metrics.
+    """Total contrastive loss of a logits matrix (positives on the diagonal), and metrics.
+
+    On one device ``logits`` is the whole [B, B] matrix. Data-parallel, it is this device's block of
+    rows [b, B] (rows ``offset .. offset + b`` of the global matrix: its own state-actions against
+    every device's goals), and ``column_logits`` its block of columns [B, b] (every state-action
+    against its own goals), needed by ``bwd_infonce`` and ``sym_infonce`` only.
 
     Returns ``(loss_contrastive + loss_logsumexp, metrics)``; metrics (scalars):
     ``critic/loss_contrastive``, ``critic/loss_logsumexp`` (the penalty including its coefficient),
     ``critic/accuracy`` (fraction of rows whose argmax is the diagonal), ``critic/logits_pos`` (mean
     diagonal), ``critic/logits_neg`` (mean off-diagonal), ``critic/logsumexp`` (mean row logsumexp).
+    Every value is a mean over this block; averaged over devices it is the global matrix's value.
     """
     fn = _LOSSES[check_loss_name(loss)]
-    loss_contrastive, loss_lse = fn(logits, logsumexp_penalty)
+    if column_logits is None:
+        if loss in COLUMN_LOSSES and logits.shape[0] != logits.shape[1]:
+            raise ValueError(f"{loss} on a block of rows {logits.shape} needs column_logits")
+        column_logits = logits
+    loss_contrastive, loss_lse = fn(logits, column_logits, offset, logsumexp_penalty)
 
     b, c = logits.shape
-    diag = jnp.diag(logits)
-    n_off = max(b * c - min(b, c), 1)
+    pos = _row_positives(logits, offset)
+    n_off = max(b * c - b, 1)
     metrics = {
         "critic/loss_contrastive": loss_contrastive,
         "critic/loss_logsumexp": loss_lse,
-        "critic/accuracy": jnp.mean((jnp.argmax(logits, axis=1) == jnp.arange(b)).astype(jnp.float32)),
-        "critic/logits_pos": jnp.mean(diag),
-        "critic/logits_neg": (jnp.sum(logits) - jnp.sum(diag)) / n_off,
+        "critic/accuracy": jnp.mean((jnp.argmax(logits, axis=1) == offset + jnp.arange(b)).astype(jnp.float32)),
+        "critic/logits_pos": jnp.mean(pos),
+        "critic/logits_neg": (jnp.sum(logits) - jnp.sum(pos)) / n_off,
         "critic/logsumexp": jnp.mean(jax.nn.logsumexp(logits, axis=1)),
     }
     return loss_contrastive + loss_lse, metrics
 
 
 __all__ = [
+    "COLUMN_LOSSES",
     "DEFAULT_ENERGY",
     "DEFAULT_LOSS",
     "ENERGY_NAMES",

@@ -6,9 +6,11 @@
                                            # updates_per_epoch SGD steps (lax.scan) on relabelled batches
     metrics = trainer.evaluate(state, key) # deterministic policy on evaluation episodes
 
-All three are pure functions of their inputs, so a whole run can be vmapped over seeds or sharded over
-devices. `train(config)` is the thin host loop around them: it writes the run directory, logs between
-epochs and saves the final checkpoint.
+All three are pure functions of their inputs. `--num-seeds N` vmaps them over a leading seed axis of
+the whole state (N independent runs in one program); `--num-devices D` runs them per device inside
+shard_map, environments, buffer columns and batch rows split over devices and parameters replicated
+(parallel.py). `train(config)` is the thin host loop around them: it writes the run directory, logs
+between epochs and saves checkpoints.
 """
 
 from __future__ import annotations
@@ -26,9 +28,10 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from flax import struct
 
-from deepcrl import replay
+from deepcrl import parallel, replay
 from deepcrl.agents.crl import CRL, CRLConfig, CRLState
 from deepcrl.checkpoint import list_train_states, restore_train_state, save_checkpoint, save_train_state
 from deepcrl.config import Config, make_env_from_config, validate
@@ -90,8 +93,30 @@ class TrainState:
     epoch: jax.Array  # [] int32, epochs done
 
 
-def build_agent(config: Config) -> tuple[Env, CRL]:
-    """The task and the agent a config describes."""
+_STATE_SPECS = TrainState(  # how each part of the state is laid out over the devices' mesh
+    agent=parallel.REPLICATED,
+    envs=parallel.SPLIT,
+    episode_ids=parallel.SPLIT,
+    buffer=replay.ReplayBuffer(data=parallel.SPLIT_SECOND, insert_pos=parallel.REPLICATED, count=parallel.REPLICATED),
+    key=parallel.REPLICATED,
+    env_steps=parallel.REPLICATED,
+    epoch=parallel.REPLICATED,
+)
+
+
+def run_keys(config: Config) -> tuple[jax.Array, jax.Array]:
+    """(init key, evaluation key) of a run; stacked over seeds seed .. seed+N-1 when num_seeds > 1.
+
+    Seed s of an N-seed run gets exactly the keys a single run with --seed s gets.
+    """
+    pairs = [jax.random.split(jax.random.PRNGKey(config.seed + i)) for i in range(config.num_seeds)]
+    if config.num_seeds == 1:
+        return pairs[0][0], pairs[0][1]
+    return jnp.stack([p[0] for p in pairs]), jnp.stack([p[1] for p in pairs])
+
+
+def build_agent(config: Config, axis_name: str | None = None) -> tuple[Env, CRL]:
+    """The task and the agent a config describes (`axis_name`: the data-parallel mesh axis, if any)."""
     env = make_env_from_config(config)
     actor_depth, critic_depth = config.resolved_actor_depth, config.resolved_critic_depth
     agent_config = CRLConfig(
@@ -119,21 +144,72 @@ def build_agent(config: Config) -> tuple[Env, CRL]:
         alpha_lr=config.alpha_lr,
         max_grad_norm=config.max_grad_norm,
     )
-    return env, CRL(agent_config)
+    return env, CRL(agent_config, axis_name=axis_name)
 
 
 class Trainer:
-    """Pure, jitted pieces of a training run for one config."""
+    """Pure, jitted pieces of a training run for one config.
+
+    `init(key)`, `epoch(state)`, `refill(state)`, `evaluate(state, key)`. With num_seeds N > 1 the key
+    and every leaf of the state and of the metrics get a leading seed axis of length N. With D > 1
+    devices, the `_init` / `_epoch` / `_refill` bodies below run per device on num_envs / D
+    environments and batch_size / D rows, and the returned state is a global array laid out by
+    `state_specs`.
+    """
 
     def __init__(self, config: Config):
         validate(config)
         self.config = config
-        self.env, self.agent = build_agent(config)
+        self.num_seeds = config.num_seeds
+        self.num_devices = parallel.resolve_num_devices(config)
+        self.axis_name = parallel.DATA_AXIS if self.num_devices > 1 else None
+        self.env, self.agent = build_agent(config, axis_name=self.axis_name)
+        self.local_num_envs = config.num_envs // self.num_devices  # environments (and buffer columns) per device
+        self.local_batch_size = config.batch_size // self.num_devices  # SGD rows per device
         self._evaluate = make_evaluate(self.env, config.num_eval_envs)
-        self.init = jax.jit(self._init)
-        self.epoch = jax.jit(self._epoch, donate_argnums=0)
-        self.evaluate = jax.jit(self._evaluate_state)
-        self.refill = jax.jit(self._refill)
+
+        init, epoch, refill, evaluate = self._init, self._epoch, self._refill, self._evaluate_state
+        if self.num_seeds > 1:
+            init, epoch, refill, evaluate = (jax.vmap(f) for f in (init, epoch, refill, evaluate))
+        self.mesh, self.state_specs = None, None
+        if self.num_devices > 1:
+            self.mesh = parallel.make_mesh(self.num_devices)
+            self.state_specs = parallel.prefix_specs(_STATE_SPECS, 1 if self.num_seeds > 1 else 0)
+            rep = parallel.REPLICATED
+            init = parallel.shard(init, self.mesh, rep, self.state_specs)
+            epoch = parallel.shard(epoch, self.mesh, (self.state_specs,), (self.state_specs, rep))
+            refill = parallel.shard(refill, self.mesh, (self.state_specs,), self.state_specs)
+        self.init = jax.jit(init)
+        self.epoch = jax.jit(epoch, donate_argnums=0)
+        self.evaluate = jax.jit(evaluate)  # replicated parameters: every device evaluates, no shard_map needed
+        self.refill = jax.jit(refill)
+
+    def place(self, state: TrainState) -> TrainState:
+        """Put a state restored on the host where the programs expect it (split over the mesh's devices)."""
+        return parallel.put(state, self.mesh, self.state_specs)
+
+    # ----- per-device helpers (identities on one device) -----
+    def _device_key(self, key: jax.Array) -> jax.Array:
+        """A key of this device's own stream (environments, replay sampling)."""
+        return key if self.axis_name is None else jax.random.fold_in(key, jax.lax.axis_index(self.axis_name))
+
+    def _mean_over_devices(self, x: Any) -> Any:
+        return x if self.axis_name is None else jax.lax.pmean(x, self.axis_name)
+
+    def _sum_over_devices(self, x: Any) -> Any:
+        return x if self.axis_name is None else jax.lax.psum(x, self.axis_name)
+
+    def _per_device(self, tree: Any) -> Any:
+        """Mark every leaf as differing across devices (a scan carry must keep one replication type)."""
+        if self.axis_name is None:
+            return tree
+
+        def cast(x):
+            if self.axis_name in jax.typeof(x).manual_axis_type.varying:
+                return x
+            return jax.lax.pcast(x, (self.axis_name,), to="varying")
+
+        return jax.tree_util.tree_map(cast, tree)
 
     # ----- collection -----
     def _collect(self, actor_params, envs: EnvState, episode_ids: jax.Array, key: jax.Array, length: int):
@@ -155,21 +231,26 @@ class Trainer:
             return (nxt, episode_ids + done.astype(jnp.int32)), (transition, stats)
 
         (envs, episode_ids), (chunk, (success, done)) = jax.lax.scan(
-            one_step, (envs, episode_ids), jax.random.split(key, length)
+            one_step, self._per_device((envs, episode_ids)), jax.random.split(key, length)
         )
-        stats = {"collect/success_rate": jnp.mean(success), "collect/episodes": jnp.sum(done)}
+        stats = {
+            "collect/success_rate": self._mean_over_devices(jnp.mean(success)),
+            "collect/episodes": self._sum_over_devices(jnp.sum(done)),
+        }
         return envs, episode_ids, chunk, stats
 
     # ----- the three programs -----
     def _init(self, key: jax.Array) -> TrainState:
-        c, env = self.config, self.env
+        c, env, n = self.config, self.env, self.local_num_envs
         agent_key, env_key, prefill_key, key = jax.random.split(key, 4)
-        agent_state = self.agent.init(agent_key)
-        envs = jax.vmap(env.reset)(jax.random.split(env_key, c.num_envs))
-        episode_ids = jnp.zeros((c.num_envs,), jnp.int32)
-        buffer = replay.init_buffer(c.buffer_size, c.num_envs, env.state_size, env.action_size, env.goal_size)
+        agent_state = self.agent.init(agent_key)  # the same on every device
+        envs = jax.vmap(env.reset)(jax.random.split(self._device_key(env_key), n))
+        episode_ids = jnp.zeros((n,), jnp.int32)
+        buffer = replay.init_buffer(c.buffer_size, n, env.state_size, env.action_size, env.goal_size)
         if c.prefill_steps > 0:
-            envs, episode_ids, chunk, _ = self._collect(agent_state.actor_params, envs, episode_ids, prefill_key, c.prefill_steps)
+            envs, episode_ids, chunk, _ = self._collect(
+                agent_state.actor_params, envs, episode_ids, self._device_key(prefill_key), c.prefill_steps
+            )
             buffer = replay.insert(buffer, chunk)
         return TrainState(
             agent=agent_state, envs=envs, episode_ids=episode_ids, buffer=buffer, key=key,
@@ -178,12 +259,12 @@ class Trainer:
 
     def _refill(self, state: TrainState) -> TrainState:
         """A fresh buffer prefilled by the current policy (resuming from a checkpoint saved without one)."""
-        c, env = self.config, self.env
-        buffer = replay.init_buffer(c.buffer_size, c.num_envs, env.state_size, env.action_size, env.goal_size)
+        c, env, n = self.config, self.env, self.local_num_envs
+        buffer = replay.init_buffer(c.buffer_size, n, env.state_size, env.action_size, env.goal_size)
         envs, episode_ids = state.envs, state.episode_ids
-        steps = max(c.prefill_steps, -(-c.batch_size // c.num_envs))  # enough rows for one batch
+        steps = max(c.prefill_steps, -(-self.local_batch_size // n))  # enough rows for one batch
         envs, episode_ids, chunk, _ = self._collect(
-            state.agent.actor_params, envs, episode_ids, jax.random.fold_in(state.key, 0x5EED), steps
+            state.agent.actor_params, envs, episode_ids, self._device_key(jax.random.fold_in(state.key, 0x5EED)), steps
         )
         return state.replace(buffer=replay.insert(buffer, chunk), envs=envs, episode_ids=episode_ids)
 
@@ -191,15 +272,15 @@ class Trainer:
         c = self.config
         collect_key, sgd_key, key = jax.random.split(state.key, 3)
         envs, episode_ids, chunk, collect_stats = self._collect(
-            state.agent.actor_params, state.envs, state.episode_ids, collect_key, c.unroll_length
+            state.agent.actor_params, state.envs, state.episode_ids, self._device_key(collect_key), c.unroll_length
         )
         buffer = replay.insert(state.buffer, chunk)
 
         def sgd_step(agent_state, step_key):
-            sample_key, update_key = jax.random.split(step_key)
-            batch = replay.sample(buffer, sample_key, c.batch_size, c.gamma)
+            sample_key, update_key = jax.random.split(step_key)  # update_key: the same on every device
+            batch = replay.sample(buffer, self._device_key(sample_key), self.local_batch_size, c.gamma)
             agent_state, metrics = self.agent.update(agent_state, batch, update_key)
-            metrics["replay/goal_offset"] = jnp.mean(batch.offset.astype(jnp.float32))
+            metrics["replay/goal_offset"] = self._mean_over_devices(jnp.mean(batch.offset.astype(jnp.float32)))
             return agent_state, metrics
 
         agent_state, metrics = jax.lax.scan(sgd_step, state.agent, jax.random.split(sgd_key, c.updates_per_epoch))
@@ -235,7 +316,8 @@ class RunResult:
 def default_run_dir(config: Config) -> Path:
     stamp = time.strftime("%Y%m%d-%H%M%S")
     env = config.env if config.layout is None else f"{config.env}-{config.layout.replace(':', '_').replace('/', '_')}"
-    return Path("runs") / f"{env}-d{config.depth}-s{config.seed}-{stamp}"
+    seeds = f"s{config.seed}" if config.num_seeds == 1 else f"s{config.seed}-{config.seed + config.num_seeds - 1}"
+    return Path("runs") / f"{env}-d{config.depth}-{seeds}-{stamp}"
 
 
 def prepare_run_dir(config: Config) -> tuple[Config, Path]:
@@ -290,7 +372,7 @@ def train(config: Config, console: Any = None) -> RunResult:
     check_disk_space(trainer, run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "config.json").write_text(config.to_json())
-    init_key, _ = jax.random.split(jax.random.PRNGKey(config.seed))
+    init_key, _ = run_keys(config)
     return _run(trainer, run_dir, trainer.init(init_key), history=[], console=console)
 
 
@@ -319,12 +401,13 @@ def resume(run_dir: str | Path, config: Config | None = None, console: Any = Non
     if not checkpoints:
         raise ConfigError(f"--resume {str(run_dir)!r}: no training-state checkpoint in {str(run_dir / 'state')!r} (set --checkpoint-every to save them)")
     trainer = Trainer(stored)
-    init_key, _ = jax.random.split(jax.random.PRNGKey(stored.seed))
+    init_key, _ = run_keys(stored)
     target = jax.eval_shape(trainer.init, init_key)
     state, buffer_restored = restore_train_state(checkpoints[-1], target)
+    state = trainer.place(state)
     if not buffer_restored:
         state = trainer.refill(state)
-    history = truncate_metrics(run_dir, int(state.epoch))
+    history = truncate_metrics(run_dir, epochs_done(state))
     return _run(trainer, run_dir, state, history=history, console=console)
 
 
@@ -334,9 +417,9 @@ RESUME_MAY_CHANGE = ("progress", "tensorboard")  # Config fields a resumed run m
 def _run(trainer: Trainer, run_dir: Path, state: TrainState, history: list[dict[str, float]], console: Any) -> RunResult:
     """The host loop from `state` to the last epoch: log, checkpoint, stop cleanly on SIGINT / SIGTERM."""
     config = trainer.config
-    _, eval_key = jax.random.split(jax.random.PRNGKey(config.seed))
+    _, eval_key = run_keys(config)
     eval_epochs = set(config.eval_epochs)
-    first_epoch = int(state.epoch) + 1
+    first_epoch = epochs_done(state) + 1
     elapsed_before = history[-1]["time_s"] if history else 0.0
     start = time.perf_counter()
 
@@ -357,7 +440,7 @@ def _run(trainer: Trainer, run_dir: Path, state: TrainState, history: list[dict[
         except OSError as e:
             saved = list_train_states(run_dir)
             kept = f"the previous checkpoint {saved[-1]} is intact" if saved else "no earlier checkpoint exists"
-            raise CheckpointWriteError(f"could not write the checkpoint of epoch {int(state.epoch)} in {run_dir / 'state'}: {e.strerror or e}; {kept}") from None
+            raise CheckpointWriteError(f"could not write the checkpoint of epoch {epochs_done(state)} in {run_dir / 'state'}: {e.strerror or e}; {kept}") from None
 
     logger = MetricsLogger(run_dir, tensorboard=config.tensorboard)
     progress = RunProgress(config, console=console, enabled=config.progress)
@@ -368,28 +451,19 @@ def _run(trainer: Trainer, run_dir: Path, state: TrainState, history: list[dict[
             progress.update((first_epoch - 1) * config.env_steps_per_epoch, last_row)
             for epoch in range(first_epoch, config.num_epochs + 1):
                 state, train_metrics = trainer.epoch(state)
-                bad_step = int(train_metrics.pop("health/first_bad_step"))
-                bad_quantity = int(train_metrics.pop("health/bad_quantity"))
-                if bad_step >= 0:
-                    name = (WATCHED + PARAMS_WATCHED)[bad_quantity]
-                    sgd_step = (epoch - 1) * config.updates_per_epoch + bad_step + 1
-                    saved = list_train_states(run_dir)
-                    kept = f"the last good checkpoint is {saved[-1]}" if saved else "no checkpoint had been saved yet"
-                    raise NumericalError(
-                        f"{name} became NaN or Inf at SGD step {sgd_step} (epoch {epoch}); {kept}; "
-                        f"lower the learning rates (--actor-lr, --critic-lr) or set --max-grad-norm"
-                    )
+                _raise_if_unhealthy(config, run_dir, epoch, train_metrics.pop("health/first_bad_step"),
+                                    train_metrics.pop("health/bad_quantity"))
                 if epoch in eval_epochs:
-                    eval_metrics = trainer.evaluate(state, jax.random.fold_in(eval_key, epoch))
-                    train_metrics, eval_metrics = jax.device_get((train_metrics, eval_metrics))
+                    eval_metrics = trainer.evaluate(state, _fold_in(eval_key, epoch, config.num_seeds))
+                    train_metrics, eval_metrics = parallel.to_host((train_metrics, eval_metrics))
                     env_steps = epoch * config.env_steps_per_epoch
                     row = {
                         "epoch": epoch,
                         "env_steps": env_steps,
                         "sgd_steps": epoch * config.updates_per_epoch,
                         "time_s": round(elapsed_before + time.perf_counter() - start, 3),
-                        **{k: float(v) for k, v in eval_metrics.items()},
-                        **{k: float(v) for k, v in train_metrics.items()},
+                        **metric_columns(eval_metrics, config),
+                        **metric_columns(train_metrics, config),
                     }
                     logger.log(row, step=env_steps)
                     history.append(row)
@@ -413,7 +487,7 @@ def _run(trainer: Trainer, run_dir: Path, state: TrainState, history: list[dict[
 
     if interrupted:
         # Plain print, not rich: a wrapped path could not be copied into the resume command.
-        print(f"{stop['signal']}: stopped after epoch {int(state.epoch)} of {config.num_epochs}; checkpoint {where}", file=sys.stderr)
+        print(f"{stop['signal']}: stopped after epoch {epochs_done(state)} of {config.num_epochs}; checkpoint {where}", file=sys.stderr)
         print(f"resume with: deepcrl train --resume {run_dir}", file=sys.stderr)
     final = final_score(history) if history else {}
     result = RunResult(run_dir=run_dir, metrics=history[-1] if history else {}, final_score=final, history=history,
@@ -421,6 +495,51 @@ def _run(trainer: Trainer, run_dir: Path, state: TrainState, history: list[dict[
     if not interrupted:
         progress.summary(result, elapsed_before + time.perf_counter() - start)
     return result
+
+
+def epochs_done(state: TrainState) -> int:
+    """Epochs a state has done (the same for every seed of a --num-seeds run)."""
+    return int(np.asarray(parallel.to_host(state.epoch)).max())
+
+
+def _fold_in(key: jax.Array, data: int, num_seeds: int) -> jax.Array:
+    return jax.random.fold_in(key, data) if num_seeds == 1 else jax.vmap(lambda k: jax.random.fold_in(k, data))(key)
+
+
+def metric_columns(metrics: dict[str, Any], config: Config) -> dict[str, float]:
+    """metrics.csv columns of one row. One seed: the values. N seeds: for each metric its mean over
+    seeds under the plain name, the standard error of that mean as `NAME/se` (std with ddof 1 over
+    sqrt N), and every seed's value as `NAME/seed<S>` (S the seed itself).
+    """
+    if config.num_seeds == 1:
+        return {k: float(v) for k, v in metrics.items()}
+    n = config.num_seeds
+    row = {}
+    for k, v in metrics.items():
+        v = np.asarray(v, np.float64)
+        row[k] = float(v.mean())
+        row[f"{k}/se"] = float(v.std(ddof=1) / np.sqrt(n))
+        for i in range(n):
+            row[f"{k}/seed{config.seed + i}"] = float(v[i])
+    return row
+
+
+def _raise_if_unhealthy(config: Config, run_dir: Path, epoch: int, first_bad_step: Any, bad_quantity: Any) -> None:
+    """NumericalError naming the quantity, SGD step (and seed) where a NaN / Inf first appeared."""
+    steps, quantities = np.atleast_1d(parallel.to_host(first_bad_step)), np.atleast_1d(parallel.to_host(bad_quantity))
+    bad_seeds = np.flatnonzero(steps >= 0)
+    if bad_seeds.size == 0:
+        return
+    i = int(bad_seeds[0])
+    name = (WATCHED + PARAMS_WATCHED)[int(quantities[i])]
+    sgd_step = (epoch - 1) * config.updates_per_epoch + int(steps[i]) + 1
+    which = f" of seed {config.seed + i}" if config.num_seeds > 1 else ""
+    saved = list_train_states(run_dir)
+    kept = f"the last good checkpoint is {saved[-1]}" if saved else "no checkpoint had been saved yet"
+    raise NumericalError(
+        f"{name}{which} became NaN or Inf at SGD step {sgd_step} (epoch {epoch}); {kept}; "
+        f"lower the learning rates (--actor-lr, --critic-lr) or set --max-grad-norm"
+    )
 
 
 def final_score(history: list[dict[str, float]], last: int = 5) -> dict[str, float]:

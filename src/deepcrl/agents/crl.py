@@ -11,6 +11,15 @@ the relabelled goals, with the entropy temperature alpha tuned towards a target 
 critic, on the same minibatch. No target networks, no gradient clipping, no weight decay.
 
 Everything here is a pure function of (static `CRL`, `CRLState` pytree, data, key).
+
+Data parallel (`CRL(config, axis_name="data")`, called inside `shard_map` with the parameters
+replicated and the batch split): each device holds b = B / D rows. The critic all-gathers the goal
+representations psi (and, for the backward and symmetric losses, phi), so every row is classified
+against all B goals of the global batch, exactly as on one device; the actor's Gaussian noise is drawn
+for the global batch and sliced, so every row gets the noise it would get on one device. Gradients of
+the replicated parameters come back summed over devices (shard_map's transpose of a replicated input),
+and are divided by D: the update equals the one-device update on the global batch
+(tests/test_parallel.py).
 """
 
 from __future__ import annotations
@@ -81,10 +90,15 @@ def _global_norm(tree: Any) -> jax.Array:
 
 
 class CRL:
-    """The networks and optimisers of one CRL agent (static), with pure init / act / update."""
+    """The networks and optimisers of one CRL agent (static), with pure init / act / update.
 
-    def __init__(self, config: CRLConfig):
+    `axis_name`: the mesh axis the batch is split over when `update` runs inside shard_map (None on
+    one device).
+    """
+
+    def __init__(self, config: CRLConfig, axis_name: str | None = None):
         self.config = c = config
+        self.axis_name = axis_name
         trunk = dict(layer_norm=c.layer_norm, activation=c.activation, residual=c.residual, remat=c.remat,
                      matmul_dtype=c.matmul_dtype)
         self.actor = Actor(width=c.actor_width, depth=c.actor_depth, action_size=c.action_size, unroll=c.actor_unroll, **trunk)
@@ -134,11 +148,32 @@ class CRL:
         phi, psi = self.representations(critic_params, obs, action, goal)
         return losses.pairwise_energy(self.config.energy, phi, psi)
 
+    # ----- data parallel helpers (identities on one device) -----
+    def _num_devices(self) -> int:
+        return 1 if self.axis_name is None else jax.lax.axis_size(self.axis_name)
+
+    def _gather(self, x: jax.Array) -> jax.Array:
+        """The global batch's rows of x, in device order."""
+        return x if self.axis_name is None else jax.lax.all_gather(x, self.axis_name, tiled=True)
+
+    def _row_offset(self, local_rows: int) -> jax.Array | int:
+        """Index of this device's first row in the global batch."""
+        return 0 if self.axis_name is None else jax.lax.axis_index(self.axis_name) * local_rows
+
+    def _mean_over_devices(self, tree: Any) -> Any:
+        return tree if self.axis_name is None else jax.lax.pmean(tree, self.axis_name)
+
     def critic_loss(self, critic_params: Any, batch: Batch):
         c = self.config
         phi, psi = self.representations(critic_params, batch.obs, batch.action, batch.goal)
-        logits = losses.energy_matrix(c.energy, phi, psi)
-        loss, metrics = losses.contrastive_loss(logits, c.contrastive_loss, c.logsumexp_penalty)
+        # This device's rows of the global logits matrix: its state-actions against every goal.
+        logits = losses.energy_matrix(c.energy, phi, self._gather(psi))
+        columns = None
+        if self.axis_name is not None and c.contrastive_loss in losses.COLUMN_LOSSES:
+            columns = losses.energy_matrix(c.energy, self._gather(phi), psi)  # every state-action against its goals
+        loss, metrics = losses.contrastive_loss(
+            logits, c.contrastive_loss, c.logsumexp_penalty, offset=self._row_offset(phi.shape[0]), column_logits=columns
+        )
         metrics = dict(metrics)
         metrics["critic/loss"] = loss
         metrics["critic/repr_norm_sa"] = jnp.mean(jnp.linalg.norm(phi, axis=-1))
@@ -149,7 +184,13 @@ class CRL:
     def actor_loss(self, actor_params: Any, critic_params: Any, log_alpha: jax.Array, batch: Batch, key: jax.Array):
         obs = jnp.concatenate([batch.obs, batch.goal], axis=-1)
         mean, log_std = self.actor.apply(actor_params, obs)
-        action, log_prob = sample_tanh_gaussian(key, mean, log_std)
+        if self.axis_name is None:
+            action, log_prob = sample_tanh_gaussian(key, mean, log_std)
+        else:  # the global batch's noise, this device's rows of it
+            rows = mean.shape[0]
+            eps = jax.random.normal(key, (rows * self._num_devices(),) + mean.shape[1:], mean.dtype)
+            eps = jax.lax.dynamic_slice_in_dim(eps, self._row_offset(rows), rows)
+            action, log_prob = sample_tanh_gaussian(None, mean, log_std, eps=eps)
         q = self.critic_value(critic_params, batch.obs, action, batch.goal)
         alpha = jnp.exp(log_alpha)
         loss = jnp.mean(alpha * log_prob - q)
@@ -166,33 +207,45 @@ class CRL:
         loss = alpha * jnp.mean(jax.lax.stop_gradient(-log_prob - self.config.target_entropy))
         return loss, {"alpha/loss": loss, "alpha/value": alpha}
 
+    def _device_mean_of_summed(self, grads: Any) -> Any:
+        """Gradients of replicated parameters arrive summed over devices; their mean is the global-batch gradient."""
+        if self.axis_name is None:
+            return grads
+        d = self._num_devices()
+        return jax.tree_util.tree_map(lambda g: g / d, grads)
+
     # ----- one SGD step -----
-    def update(self, state: CRLState, batch: Batch, key: jax.Array) -> tuple[CRLState, dict[str, jax.Array]]:
-        """Actor and alpha with the current critic, then the critic, on the same minibatch."""
+    def gradients(self, state: CRLState, batch: Batch, key: jax.Array) -> tuple[dict[str, Any], dict[str, jax.Array]]:
+        """Gradients of the actor, alpha and critic losses at `state` on one minibatch, and metrics.
+
+        All three are taken at the same parameters: the critic loss does not depend on the actor, and
+        the actor and alpha losses use the current critic. Data parallel, they are global-batch
+        gradients, identical on every device.
+        """
         (_, (actor_metrics, log_prob)), actor_grads = jax.value_and_grad(self.actor_loss, has_aux=True)(
             state.actor_params, state.critic_params, state.log_alpha, batch, key
         )
-        actor_updates, actor_opt = self.actor_optimizer.update(actor_grads, state.actor_opt, state.actor_params)
-        actor_params = optax.apply_updates(state.actor_params, actor_updates)
-
         (_, alpha_metrics), alpha_grad = jax.value_and_grad(self.alpha_loss, has_aux=True)(state.log_alpha, log_prob)
-        alpha_updates, alpha_opt = self.alpha_optimizer.update(alpha_grad, state.alpha_opt, state.log_alpha)
-        log_alpha = optax.apply_updates(state.log_alpha, alpha_updates)
-
         (_, critic_metrics), critic_grads = jax.value_and_grad(self.critic_loss, has_aux=True)(state.critic_params, batch)
-        critic_updates, critic_opt = self.critic_optimizer.update(critic_grads, state.critic_opt, state.critic_params)
-        critic_params = optax.apply_updates(state.critic_params, critic_updates)
+        grads = self._device_mean_of_summed({"actor": actor_grads, "alpha": alpha_grad, "critic": critic_grads})
+        metrics = self._mean_over_devices({**critic_metrics, **actor_metrics, **alpha_metrics})
+        metrics["critic/grad_norm"] = _global_norm(grads["critic"])
+        metrics["actor/grad_norm"] = _global_norm(grads["actor"])
+        return grads, metrics
 
+    def update(self, state: CRLState, batch: Batch, key: jax.Array) -> tuple[CRLState, dict[str, jax.Array]]:
+        """One SGD step of actor, alpha and critic (Adam) on the same minibatch; see `gradients`."""
+        grads, metrics = self.gradients(state, batch, key)
+        actor_updates, actor_opt = self.actor_optimizer.update(grads["actor"], state.actor_opt, state.actor_params)
+        alpha_updates, alpha_opt = self.alpha_optimizer.update(grads["alpha"], state.alpha_opt, state.log_alpha)
+        critic_updates, critic_opt = self.critic_optimizer.update(grads["critic"], state.critic_opt, state.critic_params)
         new_state = CRLState(
-            actor_params=actor_params,
-            critic_params=critic_params,
-            log_alpha=log_alpha,
+            actor_params=optax.apply_updates(state.actor_params, actor_updates),
+            critic_params=optax.apply_updates(state.critic_params, critic_updates),
+            log_alpha=optax.apply_updates(state.log_alpha, alpha_updates),
             actor_opt=actor_opt,
             critic_opt=critic_opt,
             alpha_opt=alpha_opt,
             steps=state.steps + 1,
         )
-        metrics = {**critic_metrics, **actor_metrics, **alpha_metrics}
-        metrics["critic/grad_norm"] = _global_norm(critic_grads)
-        metrics["actor/grad_norm"] = _global_norm(actor_grads)
         return new_state, metrics

@@ -1,0 +1,96 @@
+"""Data parallelism over devices with JAX's own sharding: a 1-D device mesh and `shard_map`.
+
+One training program runs on every device of the mesh (SPMD). Each device steps `num_envs / D`
+environments, keeps their columns of the replay buffer and samples `batch_size / D` transitions per
+SGD step; parameters and optimiser states are replicated. Inside the update the critic all-gathers the
+goal representations, so the InfoNCE negatives are the global batch, and gradients are averaged over
+devices (see agents/crl.py). Communication is only what `jax.lax.all_gather` / `pmean` put there.
+
+Several hosts: start one process per host with the same command after
+
+    jax.distributed.initialize()          # or deepcrl train --num-devices 0 with the usual
+                                          # JAX_COORDINATOR_ADDRESS / JAX_NUM_PROCESSES / JAX_PROCESS_ID
+
+`jax.devices()` then lists every host's devices, the mesh spans them all, and the same jitted program
+runs on each; `to_host` gathers what the host loop logs and checkpoints (docs/scaling.md).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Callable
+
+import jax
+import numpy as np
+from jax.sharding import Mesh, NamedSharding
+from jax.sharding import PartitionSpec as P
+
+from deepcrl.config import Config, check_divisible_by_devices
+from deepcrl.errors import ConfigError
+
+DATA_AXIS = "data"  # the mesh axis environments and batch rows are split over
+
+REPLICATED = P()
+SPLIT = P(DATA_AXIS)  # leading axis split over devices
+SPLIT_SECOND = P(None, DATA_AXIS)  # second axis split (time-major buffer columns)
+
+
+def maybe_initialize_distributed() -> None:
+    """Join a multi-host run when the standard JAX coordinator variables are set (no-op otherwise)."""
+    if os.environ.get("JAX_COORDINATOR_ADDRESS") and not jax.distributed.is_initialized():
+        jax.distributed.initialize()
+
+
+def resolve_num_devices(config: Config) -> int:
+    """The device count a config runs on (0 = every visible device); ConfigError if not available."""
+    available = jax.device_count()
+    wanted = config.num_devices or available
+    if wanted > available:
+        platform = jax.devices()[0].platform
+        hint = (f"; on a CPU, simulate devices with XLA_FLAGS=--xla_force_host_platform_device_count={wanted}"
+                if platform == "cpu" else "")
+        raise ConfigError(f"num_devices={wanted} is more than the {available} {platform} device(s) JAX sees{hint}")
+    check_divisible_by_devices(config, wanted)
+    return wanted
+
+
+def make_mesh(num_devices: int) -> Mesh:
+    """A 1-D mesh over the first `num_devices` devices, axis DATA_AXIS."""
+    devices = np.array(jax.devices()[:num_devices])
+    return Mesh(devices, (DATA_AXIS,), axis_types=(jax.sharding.AxisType.Auto,))
+
+
+def shard(fn: Callable, mesh: Mesh, in_specs: Any, out_specs: Any) -> Callable:
+    """`fn` run per device on its shards (shard_map, replication checked)."""
+    return jax.shard_map(fn, mesh=mesh, in_specs=in_specs, out_specs=out_specs, check_vma=True)
+
+
+def prefix_specs(specs: Any, axes: int) -> Any:
+    """Specs for arrays with `axes` extra leading (unsplit) axes, e.g. the seed axis of --num-seeds."""
+    return jax.tree_util.tree_map(lambda s: P(*([None] * axes), *s), specs, is_leaf=lambda s: isinstance(s, P))
+
+
+def put(tree: Any, mesh: Mesh | None, specs: Any) -> Any:
+    """Place host or device arrays with the given specs (a no-op on one device)."""
+    if mesh is None:
+        return tree
+    shardings = jax.tree_util.tree_map(lambda s: NamedSharding(mesh, s), specs, is_leaf=lambda s: isinstance(s, P))
+    return jax.device_put(tree, shardings)
+
+
+def to_host(tree: Any) -> Any:
+    """NumPy copies of a pytree of global arrays, gathered across hosts where needed."""
+
+    def one(x):
+        if isinstance(x, jax.Array) and not x.is_fully_addressable:
+            from jax.experimental import multihost_utils
+
+            return np.asarray(multihost_utils.process_allgather(x, tiled=True))
+        return np.asarray(jax.device_get(x))
+
+    return jax.tree_util.tree_map(one, tree)
+
+
+def is_main_process() -> bool:
+    """True on the process that writes files (process 0; the only one on a single host)."""
+    return jax.process_index() == 0

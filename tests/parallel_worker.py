@@ -1,0 +1,135 @@
+"""Checks that need two JAX devices, run by tests/test_parallel.py in a subprocess.
+
+JAX fixes its device count when it starts, so these run in a fresh interpreter with
+XLA_FLAGS=--xla_force_host_platform_device_count=2; each case prints one JSON line of measurements and
+the test asserts on them.
+
+    python tests/parallel_worker.py update     # 1 device, batch B  vs  2 devices, B/2 each
+    python tests/parallel_worker.py train RUN_DIR [--num-seeds N]
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from deepcrl import parallel, replay
+from deepcrl.agents.crl import CRL, CRLConfig
+
+GLOBAL_BATCH = 16
+
+
+def _max_rel_diff(a, b) -> float:
+    """Largest |a - b| / (|b| + 1e-6 * max|b|) over the leaves of two pytrees, leaf by leaf."""
+    worst = 0.0
+    for x, y in zip(jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b), strict=True):
+        x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
+        scale = np.abs(y).max() + 1e-12
+        worst = max(worst, float(np.max(np.abs(x - y)) / scale))
+    return worst
+
+
+def _mean_abs(a, b) -> float:
+    """Mean |a - b| over every parameter (actor, critic, log alpha) of two agent states."""
+    pick = lambda s: (s.actor_params, s.critic_params, s.log_alpha)  # noqa: E731
+    diffs = [np.abs(np.asarray(x, np.float64) - np.asarray(y, np.float64)).ravel()
+             for x, y in zip(jax.tree_util.tree_leaves(pick(a)), jax.tree_util.tree_leaves(pick(b)), strict=True)]
+    return float(np.concatenate(diffs).mean())
+
+
+def check_update() -> dict:
+    """Loss, metrics, gradients and 3 SGD steps: 2 devices (global negatives) vs 1 device, same global batch."""
+    out = {}
+    mesh = parallel.make_mesh(2)
+    rep, split = parallel.REPLICATED, parallel.SPLIT
+    for loss in ("fwd_infonce", "sym_infonce", "bwd_infonce", "binary_nce"):
+        config = CRLConfig(state_size=5, goal_size=2, action_size=3, actor_depth=8, critic_depth=8,
+                           actor_width=32, critic_width=32, repr_dim=16, contrastive_loss=loss)
+        single, sharded = CRL(config), CRL(config, axis_name=parallel.DATA_AXIS)
+        keys = jax.random.split(jax.random.PRNGKey(0), 5)
+        batch = replay.Batch(
+            obs=jax.random.normal(keys[0], (GLOBAL_BATCH, 5)),
+            action=jax.random.uniform(keys[1], (GLOBAL_BATCH, 3), minval=-1, maxval=1),
+            goal=jax.random.normal(keys[2], (GLOBAL_BATCH, 2)),
+            offset=jnp.ones((GLOBAL_BATCH,), jnp.int32),
+        )
+        state = single.init(keys[3])
+
+        grads_1, metrics_1 = jax.jit(single.gradients)(state, batch, keys[4])
+        grads_2, metrics_2 = jax.jit(parallel.shard(sharded.gradients, mesh, (rep, split, rep), (rep, rep)))(state, batch, keys[4])
+
+        def three_steps(agent):
+            def run(state, batch, key):
+                for k in jax.random.split(key, 3):
+                    state, _ = agent.update(state, batch, k)
+                return state
+            return run
+
+        after_1 = jax.jit(three_steps(single))(state, batch, keys[4])
+        after_2 = jax.jit(parallel.shard(three_steps(sharded), mesh, (rep, split, rep), rep))(state, batch, keys[4])
+        out[loss] = {
+            "critic_loss": [float(metrics_1["critic/loss"]), float(metrics_2["critic/loss"])],
+            "actor_loss": [float(metrics_1["actor/loss"]), float(metrics_2["actor/loss"])],
+            "metrics_rel_diff": _max_rel_diff(metrics_2, metrics_1),
+            "grads_rel_diff": {name: _max_rel_diff(grads_2[name], grads_1[name]) for name in grads_1},
+            "grad_norm_critic": float(metrics_1["critic/grad_norm"]),
+            # Adam normalises each gradient entry, so an entry whose gradient is at float-noise level
+            # may step either way: compare the mean difference with the mean step instead of the max.
+            "params_diff_over_step": _mean_abs(after_2, after_1) / _mean_abs(after_1, state),
+        }
+    # Negative control: with each device's own goals as its only negatives the loss is a different one,
+    # and the comparison above must be able to tell.
+    class LocalNegatives(CRL):
+        def _gather(self, x):
+            return x
+
+        def _row_offset(self, local_rows):
+            return 0
+
+    config = CRLConfig(state_size=5, goal_size=2, action_size=3, actor_depth=8, critic_depth=8,
+                       actor_width=32, critic_width=32, repr_dim=16)
+    local = LocalNegatives(config, axis_name=parallel.DATA_AXIS)
+    grads_local, _ = jax.jit(parallel.shard(local.gradients, mesh, (rep, split, rep), (rep, rep)))(state, batch, keys[4])
+    grads_1, _ = jax.jit(CRL(config).gradients)(state, batch, keys[4])
+    out["local_negatives_critic_grads_rel_diff"] = _max_rel_diff(grads_local["critic"], grads_1["critic"])
+    return out
+
+
+def check_train(run_dir: str, num_seeds: int) -> dict:
+    """A whole small run on 2 devices through deepcrl.train: finite metrics, a loadable checkpoint."""
+    from deepcrl import Config, train
+    from deepcrl.checkpoint import load_checkpoint
+
+    config = Config(
+        env="point_open", num_envs=8, unroll_length=10, updates_per_epoch=4, batch_size=16, buffer_size=100,
+        prefill_steps=20, episode_length=20, total_env_steps=8 * 10 * 6, num_evals=2, num_eval_envs=8,
+        depth=4, width=16, repr_dim=8, num_devices=2, num_seeds=num_seeds, run_dir=run_dir, progress=False,
+        tensorboard=False, checkpoint_every=3,
+    )
+    result = train(config)
+    _, _, _, payload = load_checkpoint(run_dir)
+    leaves = jax.tree_util.tree_leaves(payload)
+    return {
+        "rows": len(result.history),
+        "finite": bool(all(np.isfinite(v) for row in result.history for v in row.values())),
+        "columns": sorted(result.history[-1]),
+        "success": result.metrics["eval/success"],
+        "checkpoint_leading_axis": int(np.shape(leaves[0])[0]),
+        "devices": jax.device_count(),
+    }
+
+
+if __name__ == "__main__":
+    case = sys.argv[1]
+    if case == "update":
+        result = check_update()
+    elif case == "train":
+        seeds = int(sys.argv[sys.argv.index("--num-seeds") + 1]) if "--num-seeds" in sys.argv else 1
+        result = check_train(sys.argv[2], seeds)
+    else:
+        raise SystemExit(f"unknown case {case!r}")
+    print(json.dumps(result))
