@@ -10,6 +10,14 @@ depth/4 blocks in one iteration, Config.unroll=depth//4; only up to --max-unroll
 N` adds "partial" rows with N blocks per iteration. The "auto" column says which one
 `training.resolve_unroll` picks today.
 
+`--backward-saves` picks what the backward pass keeps of each residual block (`ResidualMLP.backward_saves`):
+"auto" (the library default: "dots" for a scan of several iterations, "all" for one), "dots" (the four
+matmul outputs; LayerNorm and activation recomputed) and/or "all" (every intermediate autodiff saves by
+default, the behaviour before issue 4). All programs of one depth
+are compiled first and then timed interleaved (one call of each in turn, `--repeats` rounds; median),
+so that load from other processes on a shared machine hits them alike; the 1-minute load average is
+recorded with every call.
+
 FLOPs per update come from XLA's cost analysis (`compiled.cost_analysis()`). XLA counts a while loop's
 body once (the outer scan over K updates: one update, as wanted), so a rolled network would be
 under-counted: the count is taken from the fully unrolled program of the same depth, and where no
@@ -21,6 +29,7 @@ The last line recommends a value for `training.UNROLL_ALL_UP_TO_DEPTH`.
 
     python benchmarks/sgd_throughput.py            # depth 4, 16, 64, 256; width 256, batch 256
     python benchmarks/sgd_throughput.py --quick    # smoke test: tiny sizes, depth 8
+    python benchmarks/sgd_throughput.py --backward-saves all dots   # before / after issue 4's fix, every layout
 """
 
 from __future__ import annotations
@@ -36,8 +45,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 
-from _common import output_path, flops_of, header, make_parser, print_table, time_call, write_results  # noqa: E402
+from _common import (output_path, flops_of, header, load_average, make_parser, print_table, summarize,  # noqa: E402
+                     time_call, write_results)
 from deepcrl.config import Config  # noqa: E402
+from deepcrl.networks import BACKWARD_SAVES  # noqa: E402
 from deepcrl.replay import Batch  # noqa: E402
 
 # deepcrl/__init__.py exports a function called `train`, which shadows the module attribute.
@@ -87,9 +98,12 @@ def random_batches(env, k: int, batch_size: int, key: jax.Array) -> Batch:
     )
 
 
-def build(config: Config, k: int):
-    """(agent state, batches, keys, jitted scan of K updates) for one config."""
+def build(config: Config, k: int, saves: str = "auto"):
+    """(agent state, batches, keys, jitted scan of K updates) for one config; `saves`: the networks' backward_saves."""
     env, agent = train_mod.build_agent(config)
+    agent.actor = agent.actor.clone(backward_saves=saves)
+    agent.sa_encoder = agent.sa_encoder.clone(backward_saves=saves)
+    agent.g_encoder = agent.g_encoder.clone(backward_saves=saves)
     key = jax.random.PRNGKey(config.seed)
     init_key, data_key, update_key = jax.random.split(key, 3)
     state = jax.jit(agent.init)(init_key)
@@ -108,36 +122,58 @@ def build(config: Config, k: int):
     return state, batches, keys, jax.jit(run, donate_argnums=0)
 
 
-def compile_program(config: Config, k: int):
-    state, batches, keys, fn = build(config, k)
+def compile_program(config: Config, k: int, saves: str = "auto"):
+    state, batches, keys, fn = build(config, k, saves)
     start = time.perf_counter()
     compiled = fn.lower(state, batches, keys).compile()
     compile_s = time.perf_counter() - start
     return state, batches, keys, compiled, compile_s
 
 
-def measure(config: Config, k: int, repeats: int) -> dict:
-    state, batches, keys, compiled, compile_s = compile_program(config, k)
-    holder = [state]
+class Program:
+    """One compiled scan of K updates with its agent state carried (donated) from call to call."""
 
-    def call():
-        holder[0], loss = compiled(holder[0], batches, keys)
-        return holder[0], loss
+    def __init__(self, config: Config, k: int, saves: str):
+        self.state, self.batches, self.keys, self.compiled, self.compile_s = compile_program(config, k, saves)
+        self.times: list[float] = []
+        self.loads: list[list[float] | None] = []
+        self.loss = None
 
-    timing = time_call(call, repeats=repeats, warmup=1)
-    _, loss = call()
-    return {
-        "compile_s": compile_s,
-        "seconds_per_call": timing["median_s"],
-        "timing": timing,
-        "flops_xla": flops_of(compiled),  # one update: the outer scan body counted once
-        "final_critic_loss": float(loss),
-    }
+    def call(self):
+        self.state, self.loss = self.compiled(self.state, self.batches, self.keys)
+        return self.state, self.loss
+
+    def timed_call(self) -> None:
+        start = time.perf_counter()
+        jax.block_until_ready(self.call())
+        self.times.append(time.perf_counter() - start)
+        self.loads.append(load_average())
+
+
+def measure_interleaved(programs: list[Program], repeats: int) -> list[dict]:
+    """Warm every program up, then time one call of each in turn, `repeats` rounds; median per program."""
+    for prog in programs:
+        jax.block_until_ready(prog.call())
+    for _ in range(repeats):
+        for prog in programs:
+            prog.timed_call()
+    out = []
+    for prog in programs:
+        timing = summarize(prog.times)
+        timing["load_average_1_5_15"] = prog.loads
+        out.append({
+            "compile_s": prog.compile_s,
+            "seconds_per_call": timing["median_s"],
+            "timing": timing,
+            "flops_xla": flops_of(prog.compiled),  # one update: the outer scan body counted once
+            "final_critic_loss": float(prog.loss),
+        })
+    return out
 
 
 def probe_flops(config: Config) -> float | None:
     """Exact XLA FLOPs of one update with fully unrolled networks (a 1-step scan, compiled, not run)."""
-    _, _, _, compiled, _ = compile_program(dataclasses.replace(config, unroll=config.depth // 4), 1)
+    _, _, _, compiled, _ = compile_program(dataclasses.replace(config, unroll=config.depth // 4), 1, "all")
     return flops_of(compiled)
 
 
@@ -188,6 +224,8 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=None, help="default 256; --quick: 32")
     parser.add_argument("--env", default="point_u_maze", help="task whose observation sizes are used (default %(default)s)")
     parser.add_argument("--repeats", type=int, default=None, help="timed calls per program (default 5; --quick: 2)")
+    parser.add_argument("--backward-saves", nargs="+", choices=BACKWARD_SAVES, default=["auto"],
+                        help="what each residual block keeps for the backward pass; several values compare them (default: auto)")
     parser.add_argument("--min-speedup", type=float, default=1.05, help="unrolled must be this much faster to be recommended (default %(default)s)")
     args = parser.parse_args()
     started = time.time()
@@ -210,8 +248,8 @@ def main() -> None:
     rate = {m["n"]: m["gflops"] for m in matmul}
 
     # --- throughput
+    saves_list = list(dict.fromkeys(args.backward_saves))
     rows: list[dict] = []
-    done: dict[tuple[int, int], dict] = {}
     for depth in depths:
         blocks = depth // 4
         layouts = [("rolled", 1)]
@@ -220,22 +258,27 @@ def main() -> None:
         if args.partial and blocks > args.partial:
             layouts.append(("partial", args.partial))
         auto_unroll = train_mod.resolve_unroll(0, depth)
-        for layout, unroll in layouts:
-            resolved = train_mod.resolve_unroll(unroll, depth)
-            k = updates_per_call(depth, quick)
-            if (depth, resolved) in done:
-                m = done[(depth, resolved)]
-                shared = m["layout"]
-            else:
-                config = dataclasses.replace(base, depth=depth, unroll=unroll)
-                m = measure(config, k, repeats)
-                m["layout"] = layout
-                done[(depth, resolved)] = m
-                shared = None
+        k = updates_per_call(depth, quick)
+        # compile every distinct program of this depth, then time them interleaved
+        done: dict[tuple[int, str], dict] = {}
+        plan, programs = [], []
+        for saves in saves_list:
+            for layout, unroll in layouts:
+                resolved = train_mod.resolve_unroll(unroll, depth)
+                plan.append((saves, layout, resolved))
+                if (resolved, saves) not in done:
+                    done[(resolved, saves)] = {"layout": layout, "index": len(programs)}
+                    programs.append(Program(dataclasses.replace(base, depth=depth, unroll=unroll), k, saves))
+        measured = measure_interleaved(programs, repeats)
+        for saves, layout, resolved in plan:
+            first = done[(resolved, saves)]
+            m = measured[first["index"]]
+            shared = None if first["layout"] == layout else first["layout"]
             ups = k / m["seconds_per_call"]
             row = {
                 "depth": depth,
                 "layout": layout,
+                "backward_saves": saves,
                 "blocks_per_iteration": resolved,
                 "auto_picks_this": resolved == auto_unroll,
                 "updates_per_call": k,
@@ -251,11 +294,16 @@ def main() -> None:
                 "same_program_as": shared,
             }
             rows.append(row)
-            print(f"  depth {depth:4d} {layout:8s} (blocks/iter {resolved:3d}): {ups:8.2f} updates/s, "
+            print(f"  depth {depth:4d} {layout:8s} (blocks/iter {resolved:3d}) saves {saves:4s}: {ups:8.2f} updates/s, "
                   f"compile {m['compile_s']:.1f} s", flush=True)
 
     # --- FLOPs per update: XLA's exact count where the depth ran unrolled, else linear in depth
-    exact = {r["depth"]: r["flops_per_update_xla_exact"] for r in rows if r["flops_per_update_xla_exact"] is not None}
+    # (where both were measured, the count of the "all" program: the "dots" one adds the recomputed
+    # elementwise work of LayerNorm and activation, well under 1%, which is not useful work)
+    exact: dict[int, float] = {}
+    for r in sorted(rows, key=lambda r: r["backward_saves"] != "all"):
+        if r["flops_per_update_xla_exact"] is not None:
+            exact.setdefault(r["depth"], r["flops_per_update_xla_exact"])
     fit = None
     if any(r["depth"] not in exact for r in rows):
         points = dict(exact)
@@ -289,14 +337,17 @@ def main() -> None:
     print_table(
         f"CRL update throughput (3 networks, width {width}, batch {batch}; median of {repeats}); "
         f"matmul 256^3 {rate[256]:.1f} GFLOP/s, 1024^3 {rate[1024]:.1f} GFLOP/s",
-        ["depth", "layout", "blocks/iter", "auto", "updates/s", "ms/update", "GFLOP/update", "GFLOP/s",
+        ["depth", "layout", "saves", "blocks/iter", "auto", "updates/s", "ms/update", "GFLOP/update", "GFLOP/s",
          "% mm256", "% mm1024", "compile s"],
-        [[r["depth"], r["layout"], r["blocks_per_iteration"], "yes" if r["auto_picks_this"] else "",
+        [[r["depth"], r["layout"], r["backward_saves"], r["blocks_per_iteration"], "yes" if r["auto_picks_this"] else "",
           r["updates_per_s"], r["ms_per_update"], None if r["flops_per_update"] is None else r["flops_per_update"] / 1e9,
           r["gflops_per_s"], r["pct_of_matmul_256"], r["pct_of_matmul_1024"], r["compile_s"]] for r in rows],
     )
 
-    value, reason = recommend(rows, args.min_speedup)
+    # the recommendation is about the library default's programs (or the only saves value measured)
+    rec_saves = "auto" if "auto" in saves_list else saves_list[0]
+    value, reason = recommend([r for r in rows if r["backward_saves"] == rec_saves], args.min_speedup)
+    reason = f"backward_saves={rec_saves}: {reason}"
     if value is None:
         line = f"recommendation: none for UNROLL_ALL_UP_TO_DEPTH (currently {train_mod.UNROLL_ALL_UP_TO_DEPTH}): {reason}"
     else:
@@ -314,6 +365,7 @@ def main() -> None:
         "batch_size": batch,
         "env": args.env,
         "min_speedup": args.min_speedup,
+        "backward_saves": saves_list,
         "unroll_all_up_to_depth": train_mod.UNROLL_ALL_UP_TO_DEPTH,
         "deep_unroll": train_mod.DEEP_UNROLL,
         "config": base.to_dict(),

@@ -9,11 +9,13 @@ import pytest
 
 from deepcrl.errors import ConfigError
 from deepcrl.networks import (
+    BACKWARD_SAVES,
     Actor,
     ResidualMLP,
     count_params,
     deterministic_action,
     param_count,
+    resolve_backward_saves,
     sample_tanh_gaussian,
     validate_network,
 )
@@ -146,16 +148,21 @@ _SCAN_KW = dict(out_size=3, width=16, depth=12)  # three blocks: unroll=2 leaves
 
 @pytest.fixture(scope="module")
 def rolled_reference():
+    """The rolled scan keeping every intermediate for the backward pass (the layout before issue 4)."""
     x = _x()
-    base = ResidualMLP(**_SCAN_KW)
+    base = ResidualMLP(**_SCAN_KW, backward_saves="all")
     params = jax.jit(base.init)(KEY, x)
     return x, params, _out_loss_and_grads(base, params, x)
 
 
-@pytest.mark.parametrize("unroll,remat", [(True, False), (1, True), (True, True), (2, False)])
-def test_unroll_and_remat_same_outputs_and_grads(rolled_reference, unroll, remat):
+@pytest.mark.parametrize(
+    "unroll,remat,saves",
+    [(True, False, "all"), (1, True, "all"), (True, True, "all"), (2, False, "all"),
+     (1, False, "dots"), (True, False, "dots"), (2, False, "dots"), (1, True, "dots"), (1, False, "auto")],
+)
+def test_unroll_remat_and_saves_same_outputs_and_grads(rolled_reference, unroll, remat, saves):
     x, params, (out0, v0, g0) = rolled_reference
-    other = ResidualMLP(**_SCAN_KW, unroll=unroll, remat=remat)
+    other = ResidualMLP(**_SCAN_KW, unroll=unroll, remat=remat, backward_saves=saves)
     other_params = _shapes(other, x)
     # Same parameter structure and shapes.
     assert jax.tree_util.tree_structure(params) == jax.tree_util.tree_structure(other_params)
@@ -164,6 +171,56 @@ def test_unroll_and_remat_same_outputs_and_grads(rolled_reference, unroll, remat
     out1, v1, g1 = _out_loss_and_grads(other, params, x)
     np.testing.assert_allclose(out0, out1, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(v0, v1, rtol=1e-5)
+    for a, b in zip(jax.tree_util.tree_leaves(g0), jax.tree_util.tree_leaves(g1)):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+
+
+def test_backward_saves_default_is_auto():
+    assert ResidualMLP().backward_saves == "auto"
+    assert Actor(action_size=2).backward_saves == "auto"
+    assert BACKWARD_SAVES == ("auto", "dots", "all")
+
+
+@pytest.mark.parametrize("depth,unroll,expected", [(64, 1, "dots"), (64, 16, "all"), (64, True, "all"), (64, 4, "dots"),
+                                                   (12, 2, "dots"), (4, 1, "all"), (8, 3, "all")])
+def test_resolve_backward_saves_auto(depth, unroll, expected):
+    assert resolve_backward_saves("auto", depth, unroll) == expected
+    assert resolve_backward_saves("all", depth, unroll) == "all"
+    assert resolve_backward_saves("dots", depth, unroll) == "dots"
+
+
+def test_backward_saves_bad_value():
+    m = ResidualMLP(**_SCAN_KW, backward_saves="some")
+    with pytest.raises(ConfigError, match="backward_saves='some'"):
+        m.init(KEY, _x())
+
+
+def test_backward_saves_dots_bfloat16_same_as_all():
+    """bfloat16 matmuls: the recomputed LayerNorm / activation give the same forward and gradients."""
+    x = _x()
+    kw = dict(_SCAN_KW, matmul_dtype="bfloat16")
+    ref, dots = ResidualMLP(**kw, backward_saves="all"), ResidualMLP(**kw, backward_saves="dots")
+    params = _init(ref, x)
+    out0, v0, g0 = _out_loss_and_grads(ref, params, x)
+    out1, v1, g1 = _out_loss_and_grads(dots, params, x)
+    np.testing.assert_allclose(out0, out1, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(v0, v1, rtol=1e-5)
+    for a, b in zip(jax.tree_util.tree_leaves(g0), jax.tree_util.tree_leaves(g1)):
+        np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-5)
+
+
+def test_actor_backward_saves_same_grads():
+    x = _x()
+    a0 = Actor(action_size=2, width=16, depth=8, backward_saves="all")
+    a1 = Actor(action_size=2, width=16, depth=8, backward_saves="dots")
+    params = _init(a0, x)
+    assert jax.tree_util.tree_structure(params) == jax.tree_util.tree_structure(_init(a1, x))
+
+    def loss(module):
+        return lambda p: sum(jnp.sum(jnp.sin(o)) for o in module.apply(p, x))
+
+    g0 = jax.jit(jax.grad(loss(a0)))(params)
+    g1 = jax.jit(jax.grad(loss(a1)))(params)
     for a, b in zip(jax.tree_util.tree_leaves(g0), jax.tree_util.tree_leaves(g1)):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
 

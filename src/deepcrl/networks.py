@@ -51,6 +51,15 @@ def kernel_init() -> Callable[..., jax.Array]:
 
 MATMUL_DTYPES: dict[str, Any] = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
 
+# What the backward pass keeps of each residual block (``ResidualMLP.backward_saves``): "dots" keeps the
+# four matmul outputs and recomputes bias, LayerNorm and activation from them (cheap elementwise work);
+# "all" keeps everything autodiff saves by default (about seven [B, W] arrays per layer). In a scan of
+# more than one iteration every kept value is written into a [depth/4, B, W] stack by the forward loop
+# and read back by the backward loop, which made the rolled scan ~20% slower than the unrolled network at
+# depth 64 (docs/benchmarks.md); a single-iteration (fully unrolled) scan stores nothing of the kind.
+# "auto" (the default): "dots" when the scan has more than one iteration, else "all".
+BACKWARD_SAVES: tuple[str, ...] = ("auto", "dots", "all")
+
 
 def _dense(features: int, name: str, matmul_dtype: str = "float32") -> nn.Dense:
     """Dense layer with float32 parameters; inputs and kernel are cast to `matmul_dtype` for the multiply."""
@@ -134,6 +143,28 @@ class ResidualBlock(nn.Module):
         return (x + h if self.residual else h), None
 
 
+def resolve_backward_saves(backward_saves: str, depth: int, unroll: int | bool) -> str:
+    """"dots" or "all": what ``backward_saves`` means for a scan of ``depth // 4`` blocks, ``unroll`` per iteration."""
+    if backward_saves not in BACKWARD_SAVES:
+        raise ConfigError(f"backward_saves={backward_saves!r} is not allowed; allowed: {', '.join(BACKWARD_SAVES)}")
+    if backward_saves != "auto":
+        return backward_saves
+    iterations = 1 if unroll is True else -(-(depth // 4) // max(int(unroll), 1))
+    return "dots" if iterations > 1 else "all"
+
+
+def _block_class(remat: bool, backward_saves: str) -> type[nn.Module]:
+    """The residual block, wrapped in ``nn.remat`` with the checkpoint policy that ``backward_saves`` names."""
+    if remat:
+        return nn.remat(ResidualBlock)
+    if backward_saves == "dots":
+        # Inside a scan the recomputation cannot be CSE'd into the forward pass, so prevent_cse is not needed.
+        return nn.remat(ResidualBlock, policy=jax.checkpoint_policies.dots_with_no_batch_dims_saveable, prevent_cse=False)
+    if backward_saves == "all":
+        return ResidualBlock
+    raise ConfigError(f"backward_saves={backward_saves!r} is not allowed; allowed: {', '.join(BACKWARD_SAVES)}")
+
+
 class ResidualMLP(nn.Module):
     """Deep residual MLP (see the module docstring). ``out_size=None`` returns the trunk features [.., W]."""
 
@@ -146,6 +177,7 @@ class ResidualMLP(nn.Module):
     unroll: int | bool = 1
     remat: bool = False
     matmul_dtype: str = "float32"  # float32 or bfloat16 multiplies; parameters, LayerNorm and the output stay float32
+    backward_saves: str = "auto"  # see BACKWARD_SAVES; remat=True overrides it (nothing kept, whole block recomputed)
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
@@ -155,7 +187,7 @@ class ResidualMLP(nn.Module):
             h = _layer_norm("input_norm")(h)
         h = act(h).astype(jnp.float32)
 
-        block_cls = nn.remat(ResidualBlock) if self.remat else ResidualBlock
+        block_cls = _block_class(self.remat, resolve_backward_saves(self.backward_saves, self.depth, self.unroll))
         blocks = nn.scan(
             block_cls,
             variable_axes={"params": 0},
@@ -193,6 +225,7 @@ class Actor(nn.Module):
     unroll: int | bool = 1
     remat: bool = False
     matmul_dtype: str = "float32"
+    backward_saves: str = "auto"
 
     @nn.compact
     def __call__(self, x: jax.Array) -> tuple[jax.Array, jax.Array]:
@@ -206,6 +239,7 @@ class Actor(nn.Module):
             unroll=self.unroll,
             remat=self.remat,
             matmul_dtype=self.matmul_dtype,
+            backward_saves=self.backward_saves,
             name="trunk",
         )(x)
         mean = _dense(self.action_size, "mean", self.matmul_dtype)(h).astype(jnp.float32)
@@ -214,14 +248,18 @@ class Actor(nn.Module):
         return mean, log_std
 
 
-def sample_tanh_gaussian(key: jax.Array, mean: jax.Array, log_std: jax.Array) -> tuple[jax.Array, jax.Array]:
+def sample_tanh_gaussian(
+    key: jax.Array | None, mean: jax.Array, log_std: jax.Array, eps: jax.Array | None = None
+) -> tuple[jax.Array, jax.Array]:
     """Reparameterised sample of a = tanh(mean + std * eps) and its log-probability.
 
     log_prob = sum over the last axis of [Normal(mean, std).logpdf(x) - log(1 - a^2 + 1e-6)],
-    with x = mean + std * eps, eps ~ N(0, I). Returns (action [.., A], log_prob [..]).
+    with x = mean + std * eps, eps ~ N(0, I) drawn from `key` (or given as `eps`).
+    Returns (action [.., A], log_prob [..]).
     """
     std = jnp.exp(log_std)
-    eps = jax.random.normal(key, jnp.shape(mean), dtype=jnp.result_type(mean))
+    if eps is None:
+        eps = jax.random.normal(key, jnp.shape(mean), dtype=jnp.result_type(mean))
     x = mean + std * eps
     action = jnp.tanh(x)
     # Normal(mean, std).logpdf(x) written in terms of eps = (x - mean) / std.
@@ -238,6 +276,7 @@ def deterministic_action(mean: jax.Array) -> jax.Array:
 __all__ = [
     "ACTIVATIONS",
     "Actor",
+    "BACKWARD_SAVES",
     "LOG_STD_MAX",
     "LOG_STD_MIN",
     "ResidualBlock",
@@ -247,6 +286,7 @@ __all__ = [
     "get_activation",
     "kernel_init",
     "param_count",
+    "resolve_backward_saves",
     "sample_tanh_gaussian",
     "validate_network",
 ]
