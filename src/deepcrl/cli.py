@@ -197,12 +197,18 @@ def _eval(argv: Sequence[str]) -> int:
     args = _parse(EvalArgs, argv, prog="deepcrl eval", description="Evaluate a trained run's checkpoint.")
     if args.num_envs <= 0:
         raise ConfigError(f"num_envs={args.num_envs} is not allowed; it must be a positive integer")
+    from deepcrl.training import metric_columns
+
     config, env, agent, payload = load_checkpoint(args.run_dir)
-    actor_params = payload["actor_params"]
     evaluate = make_evaluate(env, args.num_envs)
-    run = jax.jit(lambda key: evaluate(lambda obs: agent.act(actor_params, obs, deterministic=True), key))
-    metrics = jax.device_get(run(jax.random.PRNGKey(args.seed)))
-    metrics = {k: float(v) for k, v in metrics.items()}
+
+    def run(actor_params, key):
+        return evaluate(lambda obs: agent.act(actor_params, obs, deterministic=True), key)
+
+    if config.num_seeds > 1:  # every seed of the run on the same episodes: mean, standard error, each seed
+        run = jax.vmap(run, in_axes=(0, None))
+    metrics = jax.device_get(jax.jit(run)(payload["actor_params"], jax.random.PRNGKey(args.seed)))
+    metrics = metric_columns(metrics, config)
     if args.json:
         print(json.dumps(metrics, indent=2))
         return 0
@@ -226,6 +232,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     commands = {"train": _train, "eval": _eval}
     if command not in commands:
         return _fail(f"unknown command {command!r}; choose one of: {', '.join(commands)}")
+    if command == "train":
+        from deepcrl.parallel import maybe_initialize_distributed
+
+        maybe_initialize_distributed()  # one process of several (JAX_COORDINATOR_ADDRESS set): join before JAX starts
     try:
         return commands[command](rest)
     except ConfigError as e:

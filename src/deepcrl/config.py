@@ -216,6 +216,8 @@ def validate(config: Config) -> None:
     _choice("train_goals", c.train_goals, TRAIN_GOALS)
     _choice("matmul_dtype", c.matmul_dtype, MATMUL_DTYPES)
     _positive("num_seeds", c.num_seeds)
+    if c.seed + c.num_seeds > 2**32:
+        raise ConfigError(f"seed={c.seed} with num_seeds={c.num_seeds} runs past the largest seed 2^32 - 1; lower --seed or --num-seeds")
     if c.num_devices < 0:
         raise ConfigError(f"num_devices={c.num_devices!r} is not allowed; it must be an integer >= 0 (0 uses every visible device)")
     if c.num_devices > 0:

@@ -6,13 +6,15 @@ SGD step; parameters and optimiser states are replicated. Inside the update the 
 goal representations, so the InfoNCE negatives are the global batch, and gradients are averaged over
 devices (see agents/crl.py). Communication is only what `jax.lax.all_gather` / `pmean` put there.
 
-Several hosts: start one process per host with the same command after
+Several hosts (or processes): start the same command once per process with
 
-    jax.distributed.initialize()          # or deepcrl train --num-devices 0 with the usual
-                                          # JAX_COORDINATOR_ADDRESS / JAX_NUM_PROCESSES / JAX_PROCESS_ID
+    JAX_COORDINATOR_ADDRESS=host0:1234 JAX_NUM_PROCESSES=P JAX_PROCESS_ID=i deepcrl train --num-devices 0 ...
 
-`jax.devices()` then lists every host's devices, the mesh spans them all, and the same jitted program
-runs on each; `to_host` gathers what the host loop logs and checkpoints (docs/scaling.md).
+(`maybe_initialize_distributed`; from Python call `jax.distributed.initialize()` before anything
+else). `jax.devices()` then lists every process's devices, the mesh spans them all, and the same
+jitted program runs in each process. `to_host` gathers what the host loop logs and checkpoints;
+process 0 alone writes the run directory, which resuming expects every process to see (a shared
+filesystem). See docs/scaling.md.
 """
 
 from __future__ import annotations
@@ -35,10 +37,34 @@ SPLIT = P(DATA_AXIS)  # leading axis split over devices
 SPLIT_SECOND = P(None, DATA_AXIS)  # second axis split (time-major buffer columns)
 
 
-def maybe_initialize_distributed() -> None:
-    """Join a multi-host run when the standard JAX coordinator variables are set (no-op otherwise)."""
-    if os.environ.get("JAX_COORDINATOR_ADDRESS") and not jax.distributed.is_initialized():
-        jax.distributed.initialize()
+def maybe_initialize_distributed() -> bool:
+    """Join a multi-process run when JAX_COORDINATOR_ADDRESS is set; True if this process is part of one.
+
+    Reads JAX_COORDINATOR_ADDRESS (host:port of process 0), JAX_NUM_PROCESSES and JAX_PROCESS_ID;
+    the last two may be left out where `jax.distributed.initialize` detects them (SLURM, Open MPI,
+    Kubernetes). Must run before anything else touches JAX's devices. CPU processes talk over gloo.
+    """
+    if jax.distributed.is_initialized():
+        return True
+    address = os.environ.get("JAX_COORDINATOR_ADDRESS")
+    if not address:
+        return False
+    num_processes, process_id = os.environ.get("JAX_NUM_PROCESSES"), os.environ.get("JAX_PROCESS_ID")
+    jax.config.update("jax_cpu_collectives_implementation", "gloo")  # used by the CPU backend only
+    jax.distributed.initialize(
+        coordinator_address=address,
+        num_processes=None if num_processes is None else int(num_processes),
+        process_id=None if process_id is None else int(process_id),
+    )
+    return True
+
+
+def sync_processes(name: str) -> None:
+    """Wait until every process of a multi-process run gets here (a no-op with one process)."""
+    if jax.process_count() > 1:
+        from jax.experimental import multihost_utils
+
+        multihost_utils.sync_global_devices(name)
 
 
 def resolve_num_devices(config: Config) -> int:

@@ -38,7 +38,7 @@ from deepcrl.config import Config, make_env_from_config, validate
 from deepcrl.envs.base import Env, EnvState, step_autoreset
 from deepcrl.errors import CheckpointWriteError, ConfigError, NumericalError
 from deepcrl.evaluate import make_evaluate
-from deepcrl.logger import MetricsLogger, truncate_metrics
+from deepcrl.logger import MetricsLogger, read_metrics, truncate_metrics
 from deepcrl.progress import RunProgress
 
 # Blocks per scan iteration when Config.unroll == 0. Measured on a 2-core CPU (docs/benchmarks.md):
@@ -183,6 +183,10 @@ class Trainer:
         self.epoch = jax.jit(epoch, donate_argnums=0)
         self.evaluate = jax.jit(evaluate)  # replicated parameters: every device evaluates, no shard_map needed
         self.refill = jax.jit(refill)
+
+    def state_shapes(self) -> TrainState:
+        """Shapes and dtypes of the global training state (nothing is computed)."""
+        return jax.eval_shape(self.init, run_keys(self.config)[0])
 
     def place(self, state: TrainState) -> TrainState:
         """Put a state restored on the host where the programs expect it (split over the mesh's devices)."""
@@ -341,7 +345,7 @@ def prepare_run_dir(config: Config) -> tuple[Config, Path]:
 
 def checkpoint_bytes(trainer: Trainer) -> int:
     """Bytes one training-state checkpoint takes (arrays only; msgpack adds little)."""
-    shapes = jax.eval_shape(trainer.init, jax.random.PRNGKey(0))
+    shapes = trainer.state_shapes()
     if not trainer.config.save_buffer:
         shapes = shapes.replace(buffer=None)
     return sum(x.size * x.dtype.itemsize for x in jax.tree_util.tree_leaves(shapes))
@@ -370,8 +374,10 @@ def train(config: Config, console: Any = None) -> RunResult:
     config, run_dir = prepare_run_dir(config)
     trainer = Trainer(config)
     check_disk_space(trainer, run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "config.json").write_text(config.to_json())
+    parallel.sync_processes("deepcrl: run directory checked")  # before process 0 writes into it
+    if parallel.is_main_process():
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / "config.json").write_text(config.to_json())
     init_key, _ = run_keys(config)
     return _run(trainer, run_dir, trainer.init(init_key), history=[], console=console)
 
@@ -401,13 +407,15 @@ def resume(run_dir: str | Path, config: Config | None = None, console: Any = Non
     if not checkpoints:
         raise ConfigError(f"--resume {str(run_dir)!r}: no training-state checkpoint in {str(run_dir / 'state')!r} (set --checkpoint-every to save them)")
     trainer = Trainer(stored)
-    init_key, _ = run_keys(stored)
-    target = jax.eval_shape(trainer.init, init_key)
+    target = trainer.state_shapes()
     state, buffer_restored = restore_train_state(checkpoints[-1], target)
     state = trainer.place(state)
     if not buffer_restored:
         state = trainer.refill(state)
-    history = truncate_metrics(run_dir, epochs_done(state))
+    history = truncate_metrics(run_dir, epochs_done(state)) if parallel.is_main_process() else []
+    parallel.sync_processes("deepcrl: metrics truncated")
+    if not parallel.is_main_process() and (run_dir / "metrics.csv").exists():
+        history = read_metrics(run_dir)
     return _run(trainer, run_dir, state, history=history, console=console)
 
 
@@ -442,8 +450,9 @@ def _run(trainer: Trainer, run_dir: Path, state: TrainState, history: list[dict[
             kept = f"the previous checkpoint {saved[-1]} is intact" if saved else "no earlier checkpoint exists"
             raise CheckpointWriteError(f"could not write the checkpoint of epoch {epochs_done(state)} in {run_dir / 'state'}: {e.strerror or e}; {kept}") from None
 
-    logger = MetricsLogger(run_dir, tensorboard=config.tensorboard)
-    progress = RunProgress(config, console=console, enabled=config.progress)
+    main_process = parallel.is_main_process()  # the only one writing logs (all take part in computing)
+    logger = MetricsLogger(run_dir, tensorboard=config.tensorboard) if main_process else None
+    progress = RunProgress(config, console=console, enabled=config.progress and main_process)
     interrupted = False
     try:
         with progress:
@@ -465,7 +474,8 @@ def _run(trainer: Trainer, run_dir: Path, state: TrainState, history: list[dict[
                         **metric_columns(eval_metrics, config),
                         **metric_columns(train_metrics, config),
                     }
-                    logger.log(row, step=env_steps)
+                    if logger is not None:
+                        logger.log(row, step=env_steps)
                     history.append(row)
                     last_row = row
                 progress.update(epoch * config.env_steps_per_epoch, last_row)
@@ -481,7 +491,8 @@ def _run(trainer: Trainer, run_dir: Path, state: TrainState, history: list[dict[
                 checkpoint(state)
             save_checkpoint(run_dir, config, state.agent)
     finally:
-        logger.close()
+        if logger is not None:
+            logger.close()
         for sig, handler in handlers.items():
             signal.signal(sig, handler)
 
@@ -492,7 +503,7 @@ def _run(trainer: Trainer, run_dir: Path, state: TrainState, history: list[dict[
     final = final_score(history) if history else {}
     result = RunResult(run_dir=run_dir, metrics=history[-1] if history else {}, final_score=final, history=history,
                        interrupted=interrupted)
-    if not interrupted:
+    if not interrupted and main_process:
         progress.summary(result, elapsed_before + time.perf_counter() - start)
     return result
 
