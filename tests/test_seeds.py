@@ -93,6 +93,19 @@ def test_a_multi_seed_run_writes_per_seed_columns_and_a_checkpoint_per_seed(mult
         load_policy(run_dir, seed=9)
 
 
+def test_deepcrl_eval_reports_every_seed_with_mean_and_standard_error(multi_seed_run, capsys):
+    import json
+
+    from deepcrl.cli import main
+
+    run_dir, _ = multi_seed_run
+    assert main(["eval", str(run_dir), "--json", "--num-envs", "16"]) == 0
+    metrics = json.loads(capsys.readouterr().out)
+    per_seed = [metrics["eval/final_distance/seed5"], metrics["eval/final_distance/seed6"]]
+    assert metrics["eval/final_distance"] == pytest.approx(sum(per_seed) / 2, abs=1e-6)
+    assert metrics["eval/final_distance/se"] == pytest.approx(abs(per_seed[0] - per_seed[1]) / 2, rel=1e-5, abs=1e-9)
+
+
 def test_a_multi_seed_run_resumes_to_the_same_parameters(multi_seed_run, tmp_path):
     """Resume from the epoch-3 checkpoint of a copy: the end state equals the uninterrupted run's."""
     import shutil
