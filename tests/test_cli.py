@@ -57,6 +57,11 @@ BAD_TRAIN = {
     "depth_not_an_integer": (["--depth", "abc"], ["--depth", "'abc'"]),
     "seed_not_an_integer": (["--seed", "1.5"], ["--seed", "'1.5'"]),
     "unknown_flag": (["--wings", "2"], ["--wings"]),
+    "more_devices_than_visible": (["--num-devices", "64"], ["num_devices=64", "XLA_FLAGS"]),
+    "batch_does_not_split_over_devices": (["--num-devices", "3"], ["num_envs=256", "3 devices"]),
+    "num_seeds_zero": (["--num-seeds", "0"], ["num_seeds=0"]),
+    "seeds_past_the_largest": (["--seed", "4294967295", "--num-seeds", "2"], ["seed=4294967295", "num_seeds=2"]),
+    "unknown_matmul_dtype": (["--matmul-dtype", "float16"], ["'float16'", "bfloat16"]),
 }
 
 
