@@ -65,6 +65,9 @@ class RunProgress:
         table.add_row("wall clock", f"{seconds:.0f} s")
         fs = result.final_score
         table.add_row("last-5 evals", f"success {fs['eval/success']:.2f}, time at goal {fs['eval/time_at_goal']:.1f} / {c.episode_length}, final distance {fs['eval/final_distance']:.2f}")
+        if c.num_seeds > 1:
+            per_seed = ", ".join(f"{fs[f'eval/success/seed{s}']:.2f}" for s in range(c.seed, c.seed + c.num_seeds))
+            table.add_row("seeds", f"{c.seed} .. {c.seed + c.num_seeds - 1}: success {per_seed} (mean {fs['eval/success']:.2f} +- {fs['eval/success/se']:.2f} s.e.)")
         table.add_row("critic", f"accuracy {last['critic/accuracy']:.3f}, loss {last['critic/loss']:.3f}")
         table.add_row("run dir", str(result.run_dir))
         table.add_row("next", f"deepcrl eval {result.run_dir}")
