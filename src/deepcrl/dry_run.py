@@ -18,6 +18,12 @@ makes these passes over the batch (see agents/crl.py, CRL.update):
 
 LayerNorm, activations and Adam are left out; for width 256 the estimate is within about 5% of XLA's
 count for a fully unrolled update (tests/test_config_files.py checks this).
+
+Memory per device comes from `deepcrl.estimate` (analytic, see its docstring): parameters and Adam
+state (replicated on every device), gradients, this device's replay-buffer columns and the activations
+of one SGD update on its batch_size / D rows, all times num_seeds; the activations are also shown with
+the other --remat setting. The device count is --num-devices, or the devices JAX sees for 0 (asking JAX
+for its device list compiles nothing).
 """
 
 from __future__ import annotations
@@ -29,7 +35,7 @@ from typing import Any
 
 import jax
 
-from deepcrl import replay
+from deepcrl import estimate, replay
 from deepcrl.config import Config, validate
 from deepcrl.networks import count_params, param_count
 
@@ -52,6 +58,10 @@ class RunPlan:
     buffer_bytes: int  # bytes of the buffer's arrays
     params: dict[str, int]  # actor, phi, psi
     flops_per_update: int  # analytic estimate (module docstring)
+    num_devices: int = 1  # devices the run splits environments and batch rows over
+    num_seeds: int = 1  # independent seeds trained side by side
+    visible_devices: int = 1  # devices JAX sees on this machine (the plan may be for more)
+    memory: estimate.MemoryEstimate | None = None  # bytes per device (deepcrl.estimate)
 
     @property
     def flops_total(self) -> int:
@@ -103,6 +113,9 @@ def plan_run(config: Config) -> RunPlan:
     }
     if params != closed_form:  # a bug in the networks, not in the user's input
         raise RuntimeError(f"parameter counts of the built networks {params} differ from networks.param_count {closed_form}")
+    visible = jax.device_count()
+    num_devices = c.num_devices or visible
+    memory = estimate.estimate_memory(c, s, g, a, num_devices=num_devices)
 
     return RunPlan(
         env=env.name,
@@ -121,6 +134,10 @@ def plan_run(config: Config) -> RunPlan:
         buffer_bytes=_nbytes(buffer),
         params=params,
         flops_per_update=update_flops(c, s, g, a),
+        num_devices=num_devices,
+        num_seeds=c.num_seeds,
+        visible_devices=visible,
+        memory=memory,
     )
 
 
@@ -151,7 +168,30 @@ def plan_rows(plan: RunPlan, config: Config) -> list[tuple[str, str]]:
         ("flops per sgd update", f"{p.flops_per_update:.3g} (analytic: Dense layers and logits, forward + backward)"),
         ("flops of all updates", f"{p.flops_total:.3g}"),
     ]
+    if p.memory is not None:
+        rows += memory_rows(p, c)
     return rows
+
+
+def memory_rows(plan: RunPlan, config: Config) -> list[tuple[str, str]]:
+    """The per-device memory rows of the dry-run report (deepcrl.estimate)."""
+    p, m, fb = plan, plan.memory, estimate.format_bytes
+    seeds = f" x {p.num_seeds:,} seeds" if p.num_seeds > 1 else ""
+    where = "all visible" if config.num_devices == 0 else f"--num-devices {config.num_devices}"
+    note = f"; JAX sees {p.visible_devices} here" if p.num_devices != p.visible_devices else ""
+    other = "off" if m.remat else "on"
+    same = "; no saving: unrolled networks" if m.activation_bytes == m.activation_bytes_other_remat else ""
+    return [
+        ("devices / seeds", f"{p.num_devices:,} ({where}{note}) / {p.num_seeds:,}"),
+        ("per device", f"{m.envs_per_device:,} envs, {m.batch_rows_per_device:,} batch rows per update"
+                       f" (logits {m.batch_rows_per_device:,} x {config.batch_size:,})"),
+        ("buffer memory per device", fb(m.buffer_bytes)),
+        ("params + optimizer per device", f"{fb(m.state_bytes)} (params {fb(m.param_bytes)}, Adam {fb(m.optimizer_bytes)}; replicated)"),
+        ("gradients per update", fb(m.gradient_bytes)),
+        ("activations per update", f"{fb(m.activation_bytes)} (remat {'on' if m.remat else 'off'}; "
+                                   f"with remat {other}: {fb(m.activation_bytes_other_remat)}{same})"),
+        ("memory per device (estimate)", f"{fb(m.total_bytes)} (buffer + params + Adam + gradients + activations{seeds})"),
+    ]
 
 
 def print_plan(plan: RunPlan, config: Config, run_dir: str | None = None, console: Any = None) -> None:
