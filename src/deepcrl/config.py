@@ -51,7 +51,7 @@ class Config:
     activation: str = "swish"  # swish or relu (paper ablation: relu)
     residual: bool = True  # skip connections around blocks of 4 layers (paper ablation: off)
     unroll: int = 0  # blocks per scan iteration; 0 picks by measurement (see training.resolve_unroll)
-    remat: bool = False  # recompute each residual block in the backward pass: activation memory stops growing with depth, at extra compute
+    remat: bool = False  # recompute each residual block in the backward pass: activation memory grows by one array per block, not per layer (rolled networks, depth > 16 by default; measured to save nothing unrolled)
     matmul_dtype: str = "float32"  # float32 or bfloat16: dtype of the networks' matrix multiplies (parameters, LayerNorm statistics and losses stay float32)
 
     # --- CRL losses ---
