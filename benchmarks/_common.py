@@ -247,3 +247,41 @@ def header(benchmark: str, quick: bool) -> None:
     if not quick and _LOAD_AT_START and _LOAD_AT_START[0] > 0.5 * cpus:
         print(f"warning: 1-minute load average {_LOAD_AT_START[0]} on {cpus} CPUs: other processes compete for "
               f"the CPU and the numbers will be slower and noisier than on an idle machine", flush=True)
+
+
+class EpochProgram:
+    """One compiled training epoch (`Trainer.epoch`) with its state carried (donated) from call to call.
+
+    Compile times of `init` and `epoch` are measured ahead of time (`init_compile_s`, `epoch_compile_s`);
+    `sample(k)` times k epochs and records seconds per epoch and the load average.
+    """
+
+    def __init__(self, config: Any):
+        from deepcrl import training
+
+        self.config = config
+        self.trainer = training.Trainer(config)
+        key = training.run_keys(config)[0]
+        start = time.perf_counter()
+        init = self.trainer.init.lower(key).compile()
+        self.init_compile_s = time.perf_counter() - start
+        start = time.perf_counter()
+        self.state = jax.block_until_ready(init(key))  # prefill: prefill_steps steps of every environment
+        self.init_run_s = time.perf_counter() - start
+        start = time.perf_counter()
+        self.epoch = self.trainer.epoch.lower(self.state).compile()
+        self.epoch_compile_s = time.perf_counter() - start
+        self.metrics = None
+        self.times: list[float] = []  # seconds per epoch, one per sample
+        self.loads: list[list[float] | None] = []
+
+    def run(self, epochs: int) -> None:
+        for _ in range(epochs):
+            self.state, self.metrics = self.epoch(self.state)
+        jax.block_until_ready((self.state, self.metrics))
+
+    def sample(self, epochs: int) -> None:
+        start = time.perf_counter()
+        self.run(epochs)
+        self.times.append((time.perf_counter() - start) / epochs)
+        self.loads.append(load_average())

@@ -58,7 +58,7 @@ import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 from jax.sharding import PartitionSpec as P  # noqa: E402
 
-from _common import header, load_average, make_parser, output_path, print_table, summarize, time_call, write_results  # noqa: E402
+from _common import EpochProgram, header, load_average, make_parser, output_path, print_table, summarize, time_call, write_results  # noqa: E402
 from deepcrl import parallel  # noqa: E402
 from deepcrl.config import Config  # noqa: E402
 
@@ -82,34 +82,6 @@ def workloads(quick: bool, sgd_updates: int) -> dict[str, dict]:
     return {"epoch": dict(unroll_length=25, updates_per_epoch=40),
             "sgd": dict(unroll_length=1, updates_per_epoch=sgd_updates),
             "collect": dict(unroll_length=200, updates_per_epoch=1)}
-
-
-class Program:
-    """One compiled epoch program with its training state carried (donated) from call to call."""
-
-    def __init__(self, config: Config):
-        self.config = config
-        self.trainer = train_mod.Trainer(config)
-        key = train_mod.run_keys(config)[0]
-        self.state = jax.block_until_ready(self.trainer.init(key))
-        start = time.perf_counter()
-        self.epoch = self.trainer.epoch.lower(self.state).compile()
-        self.compile_s = time.perf_counter() - start
-        self.metrics = None
-        self.times: list[float] = []
-        self.loads: list[list[float] | None] = []
-
-    def run(self, epochs: int) -> None:
-        for _ in range(epochs):
-            self.state, self.metrics = self.epoch(self.state)
-        jax.block_until_ready((self.state, self.metrics))
-
-    def sample(self, epochs: int) -> None:
-        start = time.perf_counter()
-        self.run(epochs)
-        self.times.append((time.perf_counter() - start) / epochs)
-        self.loads.append(load_average())
-
 
 def collectives_ms_per_update(config: Config, k: int, repeats: int) -> dict:
     """Milliseconds per update of the 2-device update's collectives alone (all-gather + reduce-scatter of
@@ -178,8 +150,8 @@ def main() -> None:
             config = dataclasses.replace(base, **SIZES[size], **all_work[work])
             progs = {}
             for d in (1, 2):
-                progs[d] = Program(dataclasses.replace(config, num_devices=d))
-                print(f"  {size} {work} D={d}: compile {progs[d].compile_s:.1f} s", flush=True)
+                progs[d] = EpochProgram(dataclasses.replace(config, num_devices=d))
+                print(f"  {size} {work} D={d}: compile {progs[d].epoch_compile_s:.1f} s", flush=True)
             for p in progs.values():
                 p.run(args.warmup)
             for _ in range(repeats):
@@ -203,7 +175,7 @@ def main() -> None:
                     "efficiency": t1 / t,
                     "efficiency_median_per_round": statistics.median(per_round),
                     "efficiency_per_round": per_round,
-                    "compile_s": p.compile_s,
+                    "compile_s": p.epoch_compile_s,
                     "load_median_1min": statistics.median(l[0] for l in p.loads if l),
                     "timing": timing,
                 })

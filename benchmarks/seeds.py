@@ -23,7 +23,6 @@ separate runs would each pay the 1-seed compile (or hit the compilation cache).
 from __future__ import annotations
 
 import dataclasses
-import importlib
 import statistics
 import sys
 import time
@@ -31,13 +30,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import jax  # noqa: E402
-
-from _common import header, load_average, make_parser, output_path, print_table, summarize, write_results  # noqa: E402
+from _common import EpochProgram, header, make_parser, output_path, print_table, summarize, write_results  # noqa: E402
 from deepcrl.config import Config  # noqa: E402
-
-# deepcrl/__init__.py exports a function called `train`, which shadows the module attribute.
-train_mod = importlib.import_module("deepcrl.training")
 
 NAME = "seeds"
 
@@ -51,40 +45,6 @@ SIZES = {
     "tiny": dict(depth=4, width=32, num_envs=32, unroll_length=5, updates_per_epoch=4, batch_size=32,
                  buffer_size=100, prefill_steps=10),
 }
-
-
-class Program:
-    """One compiled N-seed epoch with its training state carried (donated) from call to call."""
-
-    def __init__(self, config: Config):
-        self.config = config
-        self.trainer = train_mod.Trainer(config)
-        key = train_mod.run_keys(config)[0]
-        start = time.perf_counter()
-        init = self.trainer.init.lower(key).compile()
-        self.init_compile_s = time.perf_counter() - start
-        start = time.perf_counter()
-        state = jax.block_until_ready(init(key))  # prefill: prefill_steps steps of every environment
-        self.init_run_s = time.perf_counter() - start
-        start = time.perf_counter()
-        self.epoch = self.trainer.epoch.lower(state).compile()
-        self.epoch_compile_s = time.perf_counter() - start
-        self.state = state
-        self.metrics = None
-        self.times: list[float] = []  # seconds per epoch, one per sample
-        self.loads: list[list[float] | None] = []
-
-    def run(self, epochs: int) -> None:
-        for _ in range(epochs):
-            self.state, self.metrics = self.epoch(self.state)
-        jax.block_until_ready((self.state, self.metrics))
-
-    def sample(self, epochs: int) -> None:
-        start = time.perf_counter()
-        self.run(epochs)
-        self.times.append((time.perf_counter() - start) / epochs)
-        self.loads.append(load_average())
-
 
 def main() -> None:
     parser = make_parser(NAME, __doc__.splitlines()[0])
@@ -111,7 +71,7 @@ def main() -> None:
         base = dataclasses.replace(Config(progress=False, tensorboard=False), **SIZES[size])
         programs: dict[int, Program] = {}
         for n in seeds:
-            prog = Program(dataclasses.replace(base, num_seeds=n))
+            prog = EpochProgram(dataclasses.replace(base, num_seeds=n))
             programs[n] = prog
             print(f"  {size}: N={n}: compile init {prog.init_compile_s:.1f} s, epoch {prog.epoch_compile_s:.1f} s", flush=True)
         for prog in programs.values():

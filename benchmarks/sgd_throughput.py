@@ -48,7 +48,7 @@ import jax.numpy as jnp  # noqa: E402
 from _common import (output_path, flops_of, header, load_average, make_parser, print_table, summarize,  # noqa: E402
                      time_call, write_results)
 from deepcrl.config import Config  # noqa: E402
-from deepcrl.networks import BACKWARD_SAVES  # noqa: E402
+from deepcrl.networks import BACKWARD_SAVES, resolve_backward_saves  # noqa: E402
 from deepcrl.replay import Batch  # noqa: E402
 
 # deepcrl/__init__.py exports a function called `train`, which shadows the module attribute.
@@ -344,10 +344,14 @@ def main() -> None:
           r["gflops_per_s"], r["pct_of_matmul_256"], r["pct_of_matmul_1024"], r["compile_s"]] for r in rows],
     )
 
-    # the recommendation is about the library default's programs (or the only saves value measured)
-    rec_saves = "auto" if "auto" in saves_list else saves_list[0]
-    value, reason = recommend([r for r in rows if r["backward_saves"] == rec_saves], args.min_speedup)
-    reason = f"backward_saves={rec_saves}: {reason}"
+    # The recommendation compares the programs the library default ("auto") builds: rows measured with
+    # "auto", or with the value "auto" resolves to for that layout ("dots" rolled, "all" unrolled).
+    def is_default(r: dict) -> bool:
+        return r["backward_saves"] in ("auto", resolve_backward_saves("auto", r["depth"], r["blocks_per_iteration"]))
+
+    default_rows = [r for r in rows if is_default(r) and (r["backward_saves"] == "auto" or "auto" not in saves_list)]
+    value, reason = recommend(default_rows, args.min_speedup)
+    reason = f"backward_saves=auto: {reason}"
     if value is None:
         line = f"recommendation: none for UNROLL_ALL_UP_TO_DEPTH (currently {train_mod.UNROLL_ALL_UP_TO_DEPTH}): {reason}"
     else:
