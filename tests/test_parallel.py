@@ -95,27 +95,48 @@ def _rows_without_time(run_dir: Path) -> list[dict]:
     return [{k: v for k, v in row.items() if k != "time_s"} for row in read_metrics(run_dir)]
 
 
-def test_two_processes_run_exactly_the_program_of_two_local_devices(tmp_path):
-    """Multi-host launch (jax.distributed over gloo, one CPU device per process) against one process
-    with two simulated devices: the same mesh, so the same metrics and parameters, bit for bit."""
-    base = dict(os.environ, JAX_PLATFORMS="cpu")
-    cli = [sys.executable, "-m", "deepcrl.cli", "train", *TINY_ARGS, "--num-devices", "2"]
-    local = subprocess.run([*cli, "--run-dir", str(tmp_path / "local")], capture_output=True, text=True, timeout=900,
-                           env=dict(base, XLA_FLAGS="--xla_force_host_platform_device_count=2"))
-    assert local.returncode == 0, local.stderr[-3000:]
-
+def _two_processes(argv: list[str], base: dict) -> list[tuple[str, str]]:
+    """Run `python -m deepcrl.cli ARGV` as processes 0 and 1 of one jax.distributed run; their (stdout, stderr)."""
     port = _free_port()
     procs = [
-        subprocess.Popen([*cli, "--run-dir", str(tmp_path / "multi")], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        subprocess.Popen([sys.executable, "-m", "deepcrl.cli", *argv], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                          env=dict(base, JAX_COORDINATOR_ADDRESS=f"localhost:{port}", JAX_NUM_PROCESSES="2", JAX_PROCESS_ID=str(i)))
         for i in range(2)
     ]
     outs = [p.communicate(timeout=900) for p in procs]
     for p, (_, err) in zip(procs, outs):
         assert p.returncode == 0, err[-3000:]
+    return outs
+
+
+def test_two_processes_run_exactly_the_program_of_two_local_devices_and_resume(tmp_path):
+    """Multi-host launch (jax.distributed over gloo, one CPU device per process) against one process
+    with two simulated devices: the same mesh, so the same metrics and parameters, bit for bit; and a
+    two-process resume from a mid-run checkpoint ends where the uninterrupted run did."""
+    import shutil
+
+    base = dict(os.environ, JAX_PLATFORMS="cpu")
+    train = ["train", *TINY_ARGS, "--num-devices", "2"]
+    local = subprocess.run([sys.executable, "-m", "deepcrl.cli", *train, "--run-dir", str(tmp_path / "local")],
+                           capture_output=True, text=True, timeout=900,
+                           env=dict(base, XLA_FLAGS="--xla_force_host_platform_device_count=2"))
+    assert local.returncode == 0, local.stderr[-3000:]
+
+    outs = _two_processes([*train, "--run-dir", str(tmp_path / "multi")], base)
     assert "deepcrl run" in outs[0][1] and "deepcrl run" not in outs[1][1]  # only process 0 reports
     assert _rows_without_time(tmp_path / "multi") == _rows_without_time(tmp_path / "local")
     for name in ("agent.msgpack", "config.json"):
         want = (tmp_path / "local" / "checkpoint" / name).read_bytes()
         got = (tmp_path / "multi" / "checkpoint" / name).read_bytes()
         assert got == want.replace(str(tmp_path / "local").encode(), str(tmp_path / "multi").encode())
+
+    # Resume both processes from the epoch-3 training state of a copy.
+    resumed = tmp_path / "resumed"
+    shutil.copytree(tmp_path / "multi", resumed)
+    shutil.rmtree(resumed / "checkpoint")
+    for path in (resumed / "state").iterdir():
+        if path.name != "epoch_00000003":
+            shutil.rmtree(path)
+    _two_processes(["train", "--resume", str(resumed)], base)
+    assert (resumed / "checkpoint" / "agent.msgpack").read_bytes() == (tmp_path / "multi" / "checkpoint" / "agent.msgpack").read_bytes()
+    assert _rows_without_time(resumed) == _rows_without_time(tmp_path / "multi")
