@@ -209,8 +209,12 @@ class Trainer:
             return tree
 
         def cast(x):
-            if self.axis_name in jax.typeof(x).manual_axis_type.varying:
+            aval = jax.typeof(x)  # JAX < 0.10 names the varying axes `aval.vma`
+            varying = aval.manual_axis_type.varying if hasattr(aval, "manual_axis_type") else aval.vma
+            if self.axis_name in varying:
                 return x
+            if not hasattr(jax.lax, "pcast"):  # JAX < 0.8
+                return jax.lax.pvary(x, (self.axis_name,))
             return jax.lax.pcast(x, (self.axis_name,), to="varying")
 
         return jax.tree_util.tree_map(cast, tree)
