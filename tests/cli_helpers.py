@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from deepcrl import cli
 
 
@@ -25,3 +27,14 @@ def assert_one_error_line(code: int, err: str, *names: str) -> str:
     for name in names:
         assert name in lines[0], (name, lines[0])
     return lines[0]
+
+
+def dry_run_rows(out: str) -> dict[str, str]:
+    """The `--dry-run` table's rows: label -> value (continuation lines of folded cells are skipped)."""
+    rows = {}
+    for line in out.splitlines():
+        cells = [c.strip() for c in re.split(r"[│┃|]", line) if c.strip()]
+        if len(cells) == 2:
+            rows[cells[0]] = cells[1]
+    return rows
+

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import math
-import re
 from pathlib import Path
 
 import jax
@@ -16,7 +15,7 @@ import pytest
 from deepcrl import cli, replay
 from deepcrl.config import Config, load_config_file
 from deepcrl.errors import ConfigError
-from cli_helpers import assert_one_error_line as _assert_one_error_line, run_main as _main
+from cli_helpers import assert_one_error_line as _assert_one_error_line, dry_run_rows, run_main as _main
 
 
 def _write(path: Path, text: str | bytes) -> str:
@@ -54,14 +53,14 @@ def test_flags_override_file_values(workdir, tmp_path, capsys):
     code, out, err = _main(["train", "--config", path, "--dry-run", "--width", "16", "--updates-per-epoch", "10",
                             "--run-dir", str(tmp_path / "run")], capsys)
     assert code == 0, err
-    rows = _rows(out)
+    rows = dry_run_rows(out)
     # width 16 from the flag (the file says 32), depth 4 from the file (the default is 8).
     assert rows["params actor"].startswith(f"{_mlp(16, 4, 6, 4):,} (depth 4, width 16)")
     assert rows["sgd steps per epoch"] == "10"
     # --config=FILE spelling too, flags before it.
     code, out, err = _main(["train", "--depth", "8", f"--config={path}", "--dry-run", "--run-dir", str(tmp_path / "run")], capsys)
     assert code == 0, err
-    assert "(depth 8, width 32)" in _rows(out)["params phi"]
+    assert "(depth 8, width 32)" in dry_run_rows(out)["params phi"]
 
 
 BAD_FILES = {
@@ -127,16 +126,6 @@ def test_help_mentions_config_and_dry_run(capsys):
 # ------------------------------------------------------------------------------- dry run
 
 
-def _rows(out: str) -> dict[str, str]:
-    """The dry-run table's rows: label -> value."""
-    rows = {}
-    for line in out.splitlines():
-        cells = [c.strip() for c in re.split(r"[│┃|]", line) if c.strip()]
-        if len(cells) == 2:
-            rows[cells[0]] = cells[1]
-    return rows
-
-
 def _mlp(width: int, depth: int, in_size: int, out_size: int, layer_norm: bool = True) -> int:
     """Parameters of a ResidualMLP, counted here from its layers (not via networks.param_count)."""
     ln = 2 * width if layer_norm else 0
@@ -149,7 +138,7 @@ def test_dry_run_prints_derived_numbers_and_writes_nothing(workdir, tmp_path, ca
     code, out, err = _main(["train", "--dry-run", *flags, "--run-dir", str(run_dir)], capsys)
     assert code == 0, err
     assert not run_dir.exists() and list(workdir.iterdir()) == [] and list(tmp_path.iterdir()) == [workdir]
-    rows = _rows(out)
+    rows = dry_run_rows(out)
     s, g, a = 4, 2, 2  # point mass: (x, y, vx, vy), goal (x, y), action (dx, dy)
     steps_per_epoch = SMALL["num_envs"] * SMALL["unroll_length"]  # 400
     epochs = math.ceil(SMALL["total_env_steps"] / steps_per_epoch)  # 26: 10,001 steps round up

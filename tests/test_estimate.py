@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import re
 
 import jax
 import pytest
@@ -15,18 +14,10 @@ from deepcrl import estimate, replay
 from deepcrl.config import Config
 from deepcrl.training import build_agent
 
+from cli_helpers import dry_run_rows
+
 # The accuracy the module docstring promises (calibrated at widths 64-512; measured 0.94-1.45x there).
 LOW, HIGH = 0.5, 2.0
-
-
-def _rows(out: str) -> dict[str, str]:
-    """The dry-run table's rows: label -> value (continuation lines of folded cells are skipped)."""
-    rows = {}
-    for line in out.splitlines():
-        cells = [c.strip() for c in re.split(r"[│┃|]", line) if c.strip()]
-        if len(cells) == 2:
-            rows[cells[0]] = cells[1]
-    return rows
 
 
 def _nbytes(tree) -> int:
@@ -127,7 +118,7 @@ def test_dry_run_shows_memory_per_device_and_writes_nothing(workdir, tmp_path, c
     code, out, err = run_main(["train", "--dry-run", *flags], capsys)
     assert code == 0, err
     assert list(workdir.iterdir()) == [] and not (tmp_path / "run").exists()
-    rows = _rows(out)
+    rows = dry_run_rows(out)
     config = Config(env="point_open", depth=32, width=32, num_envs=16, batch_size=128, buffer_size=200,
                     prefill_steps=50, episode_length=50, num_devices=4, num_seeds=2)
     m = estimate.estimate_memory(config, 4, 2, 2)
