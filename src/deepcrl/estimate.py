@@ -62,7 +62,6 @@ WORKING_CRITIC = 35.0  # [b, critic width] arrays of transient working set
 WORKING_ACTOR = 15.0  # [b, actor width] arrays of transient working set
 LOGITS_ARRAYS = {"l2": 4, "l2_sq": 4, "l1": 2, "dot": 2, "cosine": 2}
 COLUMN_LOSS_EXTRA = 2  # bwd_infonce / sym_infonce: logsumexp over columns too
-UNROLL_ALL_UP_TO_DEPTH = 16  # training.resolve_unroll's default (read from training when importable)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -122,13 +121,10 @@ def _sizes(config: Any) -> dict[str, Any]:
 
 
 def default_backward_saves() -> str:
-    """The networks' residual policy when remat is off: ResidualMLP's default ("auto"; "all" in versions without one)."""
-    try:
-        from deepcrl.networks import ResidualMLP
+    """The networks' residual policy when remat is off: ResidualMLP's default."""
+    from deepcrl.networks import ResidualMLP
 
-        return str(getattr(ResidualMLP, "backward_saves", "all"))
-    except Exception:  # pragma: no cover - networks always importable in this package
-        return "all"
+    return ResidualMLP.backward_saves
 
 
 def backward_saves_of(config: Any) -> str:
@@ -138,37 +134,25 @@ def backward_saves_of(config: Any) -> str:
 
 
 def resolved_policy(policy: str, depth: int, blocks_per_iter: int) -> str:
-    """"dots" or "all" for one network, as networks.resolve_backward_saves resolves "auto": "dots" when the
-    scan has more than one iteration, "all" otherwise."""
-    if policy != "auto":
-        return policy
-    iterations = -(-(depth // 4) // max(blocks_per_iter, 1))
-    return "dots" if iterations > 1 else "all"
+    """"dots" or "all" for one network: networks.resolve_backward_saves."""
+    from deepcrl.networks import resolve_backward_saves
 
-
-def _unroll_all_up_to_depth() -> int:
-    try:
-        import importlib
-
-        return int(importlib.import_module("deepcrl.training").UNROLL_ALL_UP_TO_DEPTH)
-    except Exception:
-        return UNROLL_ALL_UP_TO_DEPTH
+    return resolve_backward_saves(policy, depth, blocks_per_iter)
 
 
 def blocks_per_iteration(config: Any, depth: int, which: str) -> int:
     """Residual blocks per scan iteration of a network of this depth, as the run resolves it.
 
-    A CRLConfig carries it (actor_unroll / critic_unroll); a Config's `unroll` is resolved like
-    training.resolve_unroll (0: all blocks up to depth 16, one block per iteration beyond).
+    A CRLConfig carries it (actor_unroll / critic_unroll); a Config's `unroll` goes through
+    training.resolve_unroll.
     """
     blocks = depth // 4
     if hasattr(config, f"{which}_unroll"):
         unroll = getattr(config, f"{which}_unroll")
         return blocks if unroll is True else min(int(unroll), blocks)
-    unroll = int(getattr(config, "unroll", 0))
-    if unroll > 0:
-        return min(unroll, blocks)
-    return blocks if depth <= _unroll_all_up_to_depth() else 1
+    from deepcrl.training import resolve_unroll
+
+    return resolve_unroll(int(getattr(config, "unroll", 0)), depth)
 
 
 def resolve_num_devices(config: Any) -> int:
