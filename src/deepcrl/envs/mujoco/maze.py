@@ -1,0 +1,59 @@
+"""Maze walls for MuJoCo tasks, built from the same `Layout`s as the point mazes.
+
+Cell (row, col) covers x in [col, col + 1) * cell_size and y in [row, row + 1) * cell_size, exactly as
+in `PointMaze`, so a layout, its start/goal cells and any `maze:PATH` file mean the same place for the
+point mass, the ant and the humanoid. Walls become static boxes, one per wall cell.
+
+MJX tests every pair of colliding geoms at every physics step, so a maze with 38 wall boxes would
+make the ant 7x slower than in the open. `walls_xml` therefore also sets MJX's broad phase
+(`max_geom_pairs`): per pair of geom types only the k pairs whose bounding spheres are closest go on
+to the exact test. Boxes are kept one per cell (not merged into long runs) so that bounding-sphere
+distance ranks walls by how close they really are.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from deepcrl.envs.layouts import Layout
+
+
+def wall_boxes(layout: Layout, cell_size: float) -> list[tuple[float, float, float, float]]:
+    """One box per wall cell: (centre x, centre y, half x, half y)."""
+    half = cell_size / 2
+    return [((c + 0.5) * cell_size, (r + 0.5) * cell_size, half, half)
+            for r in range(layout.height) for c in range(layout.width) if layout.walls[r][c]]
+
+
+def walls_xml(layout: Layout, cell_size: float, height: float, *, contype: int = 1, conaffinity: int = 0) -> str:
+    """MJCF <geom> elements (for the worldbody) of the layout's walls, `height` metres tall."""
+    return "\n".join(
+        f'<geom name="wall{i}" type="box" pos="{x:g} {y:g} {height / 2:g}" size="{hx:g} {hy:g} {height / 2:g}" '
+        f'contype="{contype}" conaffinity="{conaffinity}" condim="1" priority="1" material="wall"/>'
+        for i, (x, y, hx, hy) in enumerate(wall_boxes(layout, cell_size))
+    )
+
+
+def cell_centres(cells, cell_size: float) -> jax.Array:
+    """[n, 2] float32 (x, y) centres of (row, col) cells."""
+    rc = np.array(cells, dtype=np.float32).reshape(-1, 2)
+    return jnp.asarray((rc[:, ::-1] + 0.5) * cell_size)
+
+
+def sample_in_cells(key: jax.Array, centres: jax.Array, half_width: float) -> jax.Array:
+    """(x, y): the centre of a random cell of `centres` plus uniform noise in [-half_width, half_width]^2."""
+    k_cell, k_off = jax.random.split(key)
+    centre = centres[jax.random.randint(k_cell, (), 0, centres.shape[0])]
+    return centre + jax.random.uniform(k_off, (2,), jnp.float32, -half_width, half_width)
+
+
+def in_wall(layout: Layout, cell_size: float, xy: np.ndarray) -> np.ndarray:
+    """bool [...]: whether points (x, y) lie inside a wall cell or outside the grid (a CPU check for tests)."""
+    xy = np.asarray(xy)
+    col = np.floor(xy[..., 0] / cell_size).astype(int)
+    row = np.floor(xy[..., 1] / cell_size).astype(int)
+    outside = (row < 0) | (row >= layout.height) | (col < 0) | (col >= layout.width)
+    walls = layout.wall_array
+    return outside | walls[np.clip(row, 0, layout.height - 1), np.clip(col, 0, layout.width - 1)]
