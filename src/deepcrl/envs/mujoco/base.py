@@ -13,7 +13,8 @@ ant ran at the same speed with either pipeline (docs/tasks.md, benchmarks/env_th
 from __future__ import annotations
 
 import abc
-import logging
+import contextlib
+import io
 
 import jax
 import jax.numpy as jnp
@@ -24,15 +25,10 @@ from deepcrl.errors import ConfigError
 
 
 def import_mujoco():
-    """Import mujoco and mujoco.mjx, silencing mjx's notice about the optional Warp backend."""
-    root = logging.getLogger()
-    level = root.level
-    root.setLevel(logging.ERROR)
-    try:
+    """Import mujoco and mujoco.mjx, without mjx's printed notice that the optional Warp backend is missing."""
+    with contextlib.redirect_stdout(io.StringIO()):
         import mujoco
         from mujoco import mjx
-    finally:
-        root.setLevel(level)
     return mujoco, mjx
 
 
