@@ -1,4 +1,4 @@
-"""Environment steps per second of every built-in point maze, with automatic resets.
+"""Environment steps per second of every task (point mazes and the MuJoCo tasks), with automatic resets.
 
 For each layout and each number of environments N, jits
 
@@ -6,12 +6,16 @@ For each layout and each number of environments N, jits
     vmap(step_autoreset) (envs/base.py), so episode ends are reset with a fresh start and goal
 
 and reports N x T / seconds. The environments are built from the training defaults
-(`make_env_from_config(Config(env=...))`: episode_length 100, so with T = 200 every environment is
-reset twice per call). Drawing the random actions is part of the timed program; the states are
-carried from call to call.
+(`make_env_from_config(Config(env=...))`: point mazes have 100-step episodes, so with T = 200 every
+point environment is reset twice per call; MuJoCo tasks have 1,000-step episodes but the ant and the
+humanoid fall (and reset) often under random actions). Drawing the random actions is part of the
+timed program; the states are carried from call to call.
 
-    python benchmarks/env_throughput.py            # all layouts, 256 and 4096 environments, T = 200
-    python benchmarks/env_throughput.py --quick    # smoke test: all layouts, 256 envs, T = 20, episodes of 10
+    python benchmarks/env_throughput.py            # point mazes, 256 and 4096 environments, T = 200
+    python benchmarks/env_throughput.py --envs mujoco --num-envs 256 --steps 100 --repeats 3
+                                                   # every MuJoCo task at 256 environments
+    python benchmarks/env_throughput.py --envs ant ant_big_maze humanoid
+    python benchmarks/env_throughput.py --quick    # smoke test: point mazes, 256 envs, T = 20, episodes of 10
 """
 
 from __future__ import annotations
@@ -28,9 +32,25 @@ import jax.numpy as jnp  # noqa: E402
 
 from _common import output_path, header, make_parser, print_table, time_call, write_results  # noqa: E402
 from deepcrl.config import Config, make_env_from_config  # noqa: E402
-from deepcrl.envs import LAYOUT_NAMES, step_autoreset  # noqa: E402
+from deepcrl.envs import ENV_NAMES, MUJOCO_TASK_NAMES, POINT_ENV_NAMES, step_autoreset  # noqa: E402
 
 NAME = "env_throughput"
+GROUPS = {
+    "point": tuple(n for n in POINT_ENV_NAMES if n != "point"),
+    "mujoco": MUJOCO_TASK_NAMES,
+    "all": tuple(n for n in ENV_NAMES if n != "point"),
+}
+
+
+def expand_envs(names: list[str]) -> list[str]:
+    out: list[str] = []
+    for name in names:
+        for env in GROUPS.get(name, (name,)):
+            if env not in ENV_NAMES:
+                raise SystemExit(f"env_throughput: unknown env {env!r}; allowed are {', '.join(ENV_NAMES)} or a group: {', '.join(GROUPS)}")
+            if env not in out:
+                out.append(env)
+    return out
 
 
 def build(env, num_envs: int, steps: int):
@@ -58,7 +78,7 @@ def main() -> None:
     parser = make_parser(NAME, __doc__.splitlines()[0])
     parser.add_argument("--num-envs", type=int, nargs="+", default=None, help="environment counts (default 256 4096; --quick: 256)")
     parser.add_argument("--steps", type=int, default=None, help="steps per environment per timed call (default 200; --quick: 20)")
-    parser.add_argument("--layouts", nargs="+", default=list(LAYOUT_NAMES), help="built-in layouts (default: all)")
+    parser.add_argument("--envs", nargs="+", default=["point"], help="tasks, or groups point / mujoco / all (default: point, every point maze)")
     parser.add_argument("--repeats", type=int, default=None, help="timed calls, median reported (default 7; --quick: 3)")
     args = parser.parse_args()
     started = time.time()
@@ -68,11 +88,14 @@ def main() -> None:
     repeats = args.repeats or (3 if args.quick else 7)
     num_envs = args.num_envs or ([256] if args.quick else [256, 4096])
     # --quick shortens episodes so that its few steps still include automatic resets
-    base = Config(progress=False, tensorboard=False, **({"episode_length": 10} if args.quick else {}))
+    base = Config(progress=False, tensorboard=False)
 
+    envs = expand_envs(args.envs)
     rows = []
-    for layout in args.layouts:
-        env = make_env_from_config(dataclasses.replace(base, env=f"point_{layout}"))
+    for env_name in envs:
+        quick_episodes = {"episode_length": 10} if args.quick and env_name in POINT_ENV_NAMES else {"episode_length": None}
+        env = make_env_from_config(dataclasses.replace(base, env=env_name, **quick_episodes))
+        layout = getattr(env, "layout", None)
         for n in num_envs:
             states, key, program = build(env, n, steps)
             start = time.perf_counter()
@@ -89,9 +112,10 @@ def main() -> None:
             timing = time_call(call, repeats=repeats, warmup=1)
             sps = n * steps / timing["median_s"]
             rows.append({
-                "layout": layout,
                 "env": env.name,
-                "maze_size": f"{env.layout.height}x{env.layout.width}",
+                "layout": None if layout is None else layout.name,
+                "maze_size": "-" if layout is None else f"{layout.height}x{layout.width}",
+                "device": jax.devices()[0].device_kind,
                 "num_envs": n,
                 "steps_per_call": steps,
                 "env_steps_per_s": sps,
@@ -101,22 +125,20 @@ def main() -> None:
                 "compile_s": compile_s,
                 "timing": timing,
             })
-            print(f"  {layout:13s} N={n:5d}: {sps / 1e6:8.2f} M steps/s", flush=True)
+            print(f"  {env.name:22s} N={n:5d}: {sps:12,.0f} steps/s  (compile {compile_s:.1f} s)", flush=True)
 
     print_table(
-        f"Point-maze steps per second (random actions, step_autoreset, {steps} steps per call; median of {repeats})",
-        ["layout", "maze", "envs", "M steps/s", "ns/step", "resets/call", "compile s"],
-        [[r["layout"], r["maze_size"], r["num_envs"], r["env_steps_per_s"] / 1e6, r["ns_per_env_step"],
+        f"Environment steps per second on {jax.devices()[0].device_kind} (random actions, step_autoreset, {steps} steps per call; median of {repeats})",
+        ["env", "maze", "envs", "steps/s", "ns/step", "resets/call", "compile s"],
+        [[r["env"], r["maze_size"], r["num_envs"], r["env_steps_per_s"], r["ns_per_env_step"],
           r["resets_per_call"], r["compile_s"]] for r in rows],
     )
     settings = {
         "quick": args.quick,
-        "layouts": args.layouts,
+        "envs": envs,
         "num_envs": num_envs,
         "steps_per_call": steps,
         "repeats": repeats,
-        "episode_length": base.episode_length,
-        "max_speed": base.max_speed,
         "config": base.to_dict(),
     }
     write_results(output_path(NAME, args), NAME, settings, rows, started)

@@ -144,10 +144,25 @@ _BUFFER_FILE = "buffer.msgpack"
 _META_FILE = "meta.json"
 
 
+def _physics_payload(physics: Any) -> Any:
+    """The environments' physics as something msgpack can store: as is when flax knows the type (the
+    point mass), else its leaves by position (MuJoCo's mjx.Data is a pytree flax cannot serialise)."""
+    if serialization.to_state_dict(physics) is not physics:
+        return physics
+    return {str(i): leaf for i, leaf in enumerate(jax.tree_util.tree_leaves(physics))}
+
+
+def _physics_restore(target: Any, payload: Any) -> Any:
+    if serialization.to_state_dict(target) is not target:
+        return payload
+    leaves, treedef = jax.tree_util.tree_flatten(target)
+    return jax.tree_util.tree_unflatten(treedef, [payload[str(i)] for i in range(len(leaves))])
+
+
 def _state_payload(state: Any) -> dict[str, Any]:
     return {
         "agent": state.agent,
-        "envs": state.envs,
+        "envs": state.envs.replace(physics=_physics_payload(state.envs.physics)),
         "episode_ids": state.episode_ids,
         "key": state.key,
         "env_steps": state.env_steps,
@@ -235,6 +250,7 @@ def restore_train_state(path: str | Path, target: Any) -> tuple[Any, bool]:
     buffer = target.buffer
     if _BUFFER_FILE in blobs:
         buffer = _from_bytes_checked(target.buffer, blobs[_BUFFER_FILE], path / _BUFFER_FILE)
+    payload["envs"] = payload["envs"].replace(physics=_physics_restore(target.envs.physics, payload["envs"].physics))
     state = target.replace(buffer=buffer, **payload)
     return state, _BUFFER_FILE in blobs
 

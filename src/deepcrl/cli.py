@@ -22,6 +22,7 @@ USAGE = """usage: deepcrl {train,eval} ...
 
   deepcrl train [FLAGS]      train an agent (deepcrl train --help lists every flag)
   deepcrl train --config FILE [FLAGS]   settings from a YAML or JSON file, flags override it
+  deepcrl train --preset NAME [FLAGS]   start from a preset: paper (the paper's settings, GPU) or smoke (a CPU check)
   deepcrl train --dry-run [FLAGS]       check the settings and print the derived sizes; writes nothing
   deepcrl train --resume RUN_DIR        continue an interrupted or crashed run from its newest checkpoint
   deepcrl eval RUN_DIR       evaluate the checkpoint of a finished run
@@ -96,9 +97,10 @@ def _parse(cls, argv: Sequence[str], **kwargs):
 
 
 TRAIN_DESCRIPTION = (
-    "Train a Contrastive RL agent. Two more flags: --config FILE reads settings from a YAML (.yaml, .yml) "
+    "Train a Contrastive RL agent. More flags: --config FILE reads settings from a YAML (.yaml, .yml) "
     "or JSON (.json) file holding a flat mapping of the names below (depth: 16); flags given on the "
-    "command line override it. --dry-run checks the settings, prints the derived sizes (epochs, SGD "
+    "command line override it. --preset NAME starts from a named preset (paper: the paper's settings "
+    "for a GPU; smoke: a few-minute CPU check); --config and flags override it. --dry-run checks the settings, prints the derived sizes (epochs, SGD "
     "steps, buffer memory, parameters, FLOPs) and exits without training or writing anything."
 )
 
@@ -107,11 +109,12 @@ TRAIN_DESCRIPTION = (
 _EXTRA_OPTIONS = {
     "--config": "a file: --config FILE, FILE a .yaml, .yml or .json file (flags override its values)",
     "--resume": "a run directory: --resume RUN_DIR",
+    "--preset": "a preset name: --preset NAME, NAME one of paper, smoke (deepcrl/presets.py; --config and flags override it)",
 }
 
 
-def _split_train_argv(argv: Sequence[str]) -> tuple[str | None, bool, list[str], str | None]:
-    """(--config FILE, --dry-run, the other arguments, --resume RUN_DIR): the flags that are not Config fields."""
+def _split_train_argv(argv: Sequence[str]) -> tuple[dict[str, str], bool, list[str]]:
+    """({--config/--resume/--preset: value}, --dry-run, the other arguments): the flags that are not Config fields."""
     values: dict[str, str] = {}
     dry_run = False
     rest: list[str] = []
@@ -141,16 +144,22 @@ def _split_train_argv(argv: Sequence[str]) -> tuple[str | None, bool, list[str],
         else:
             rest.append(arg)
         i += 1
-    return values.get("--config"), dry_run, rest, values.get("--resume")
+    return values, dry_run, rest
 
 
 def _train(argv: Sequence[str]) -> int:
-    from deepcrl.config import Config, load_config_file, validate
+    from deepcrl.config import Config, load_config_file, preset_config, validate
 
-    config_path, dry_run, rest, resume_dir = _split_train_argv(argv)
+    extra, dry_run, rest = _split_train_argv(argv)
+    config_path, resume_dir, preset = extra.get("--config"), extra.get("--resume"), extra.get("--preset")
     if resume_dir is not None:
+        if preset is not None:
+            raise ConfigError("--preset cannot be combined with --resume; a resumed run keeps its stored settings")
         return _resume(resume_dir, config_path, dry_run, rest)
-    kwargs = {} if config_path is None else {"default": load_config_file(config_path)}
+    defaults = None if preset is None else preset_config(preset)
+    if config_path is not None:
+        defaults = load_config_file(config_path, base=defaults)
+    kwargs = {} if defaults is None else {"default": defaults}
     config = _parse(Config, rest, prog="deepcrl train", description=TRAIN_DESCRIPTION, **kwargs)
     validate(config)
     if dry_run:

@@ -31,13 +31,13 @@ from deepcrl.errors import ConfigError
 @dataclass(frozen=True)
 class Config:
     # --- task ---
-    env: str = "point_u_maze"  # task: point (with --layout) or point_<layout>, e.g. point_u_maze, point_open
-    layout: str | None = None  # maze layout for --env point: open, u_maze, u4_maze, u5_maze, big_maze, hardest_maze, maze:PATH
-    episode_length: int = 100  # steps per episode before truncation
-    max_speed: float = 0.5  # point mass: largest distance moved per step, in cells
-    goal_threshold: float = 0.5  # success radius around the goal, in cells
-    train_starts: str = "free"  # where training episodes start: free (any free cell) or start_cells
-    train_goals: str = "free"  # where training goals are drawn: free (any free cell) or goal_cells
+    env: str = "point_u_maze"  # task: point_<layout> (e.g. point_u_maze), ant, ant_<maze>, humanoid, humanoid_<maze>, arm_reach, arm_push_easy/hard, arm_binpick_easy/hard, reacher, pusher (docs/tasks.md)
+    layout: str | None = None  # maze layout for --env point, ant or humanoid: open, u_maze, u4_maze, u5_maze, big_maze, hardest_maze, maze:PATH
+    episode_length: int | None = None  # steps per episode before truncation; default: the task's (point mazes 100, MuJoCo tasks 1000)
+    max_speed: float | None = None  # point mass only: largest distance moved per step, in cells (default 0.5)
+    goal_threshold: float | None = None  # success radius around the goal; default: the task's (point 0.5 cells, ant/humanoid 0.5 m, arms 0.1 m)
+    train_starts: str | None = None  # point mass only: where training episodes start: free (any free cell, the default) or start_cells
+    train_goals: str | None = None  # point mass only: where training goals are drawn: free (any free cell, the default) or goal_cells
 
     # --- networks ---
     depth: int = 8  # Dense layers inside residual blocks, a multiple of 4 (both networks)
@@ -185,10 +185,16 @@ def validate(config: Config) -> None:
         value = getattr(c, name)
         if value is not None:
             _positive(name, value)
-    for name in ("repr_dim", "episode_length", "num_envs", "unroll_length", "updates_per_epoch", "batch_size",
+    for name in ("episode_length",):
+        if getattr(c, name) is not None:
+            _positive(name, getattr(c, name))
+    for name in ("max_speed", "goal_threshold"):
+        if getattr(c, name) is not None:
+            _positive(name, getattr(c, name), float)
+    for name in ("repr_dim", "num_envs", "unroll_length", "updates_per_epoch", "batch_size",
                  "buffer_size", "total_env_steps", "num_evals", "num_eval_envs"):
         _positive(name, getattr(c, name))
-    for name in ("max_speed", "goal_threshold", "actor_lr", "critic_lr", "alpha_lr"):
+    for name in ("actor_lr", "critic_lr", "alpha_lr"):
         _positive(name, getattr(c, name), float)
     if isinstance(c.unroll, bool) or not isinstance(c.unroll, int) or c.unroll < 0:
         raise ConfigError(f"unroll={c.unroll!r} is not allowed; use 0 (pick by measurement) or a positive number of blocks per scan step")
@@ -212,8 +218,10 @@ def validate(config: Config) -> None:
     _choice("activation", c.activation, ACTIVATIONS)
     _choice("energy", c.energy, ENERGY_NAMES)
     _choice("contrastive_loss", c.contrastive_loss, LOSS_NAMES)
-    _choice("train_starts", c.train_starts, TRAIN_STARTS)
-    _choice("train_goals", c.train_goals, TRAIN_GOALS)
+    if c.train_starts is not None:
+        _choice("train_starts", c.train_starts, TRAIN_STARTS)
+    if c.train_goals is not None:
+        _choice("train_goals", c.train_goals, TRAIN_GOALS)
     _choice("matmul_dtype", c.matmul_dtype, MATMUL_DTYPES)
     _positive("num_seeds", c.num_seeds)
     if c.seed + c.num_seeds > 2**32:
@@ -224,8 +232,9 @@ def validate(config: Config) -> None:
         check_divisible_by_devices(c, c.num_devices)
     if c.buffer_size < c.unroll_length:
         raise ConfigError(f"buffer_size={c.buffer_size} is smaller than unroll_length={c.unroll_length}; one collection must fit in the buffer, raise --buffer-size")
-    if c.buffer_size < c.episode_length:
-        raise ConfigError(f"buffer_size={c.buffer_size} is smaller than episode_length={c.episode_length}; the buffer must hold a whole episode for relabelling, raise --buffer-size")
+    env = make_env_from_config(c)  # unknown env / layout / bad maze file / bad env numbers raise ConfigError here
+    if c.buffer_size < env.episode_length:
+        raise ConfigError(f"buffer_size={c.buffer_size} is smaller than episode_length={env.episode_length} (env {c.env}); the buffer must hold a whole episode for relabelling, raise --buffer-size")
     if c.prefill_steps > c.buffer_size:
         raise ConfigError(f"prefill_steps={c.prefill_steps} is larger than buffer_size={c.buffer_size}; the prefill must fit in the buffer")
     available = c.num_envs * min(c.buffer_size, c.prefill_steps + c.unroll_length)
@@ -234,7 +243,6 @@ def validate(config: Config) -> None:
             f"batch_size={c.batch_size} is larger than the {available} transitions the buffer holds at the first update "
             f"(num_envs x (prefill_steps + unroll_length)); lower --batch-size or raise --num-envs / --prefill-steps"
         )
-    make_env_from_config(c)  # unknown env / layout / bad maze file / bad env numbers raise ConfigError here
 
 
 def check_divisible_by_devices(config: Config, num_devices: int) -> None:
@@ -245,19 +253,23 @@ def check_divisible_by_devices(config: Config, num_devices: int) -> None:
             raise ConfigError(f"{name}={value} does not split over {num_devices} devices; it must be a multiple of the device count")
 
 
-def make_env_from_config(config: Config):
-    """Build the task a config names (raises ConfigError for unknown names and bad layouts)."""
-    from deepcrl.envs import make_env
+# What a point maze gets for the task settings a config leaves unset (None). MuJoCo tasks take their
+# own defaults from their classes (the paper's table).
+POINT_TASK_DEFAULTS = {"episode_length": 100, "max_speed": 0.5, "goal_threshold": 0.5, "train_starts": "free", "train_goals": "free"}
 
-    return make_env(
-        config.env,
-        layout=config.layout,
-        episode_length=config.episode_length,
-        max_speed=config.max_speed,
-        goal_threshold=config.goal_threshold,
-        train_starts=config.train_starts,
-        train_goals=config.train_goals,
-    )
+
+def make_env_from_config(config: Config):
+    """Build the task a config names (raises ConfigError for unknown names and bad layouts).
+
+    Task settings left unset (None) take the task's defaults; a point-mass-only setting given for
+    another task is an error.
+    """
+    from deepcrl.envs import POINT_ENV_NAMES, make_env
+
+    settings = {name: getattr(config, name) for name in POINT_TASK_DEFAULTS}
+    if config.env in POINT_ENV_NAMES:
+        settings = {k: (POINT_TASK_DEFAULTS[k] if v is None else v) for k, v in settings.items()}
+    return make_env(config.env, layout=config.layout, **settings)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -341,12 +353,13 @@ def check_types(config: Config) -> None:
             raise ConfigError(f"{name}={_short_repr(value)} is not allowed; a path cannot contain a NUL character")
 
 
-def config_from_mapping(data: Any, source: str | None = None) -> Config:
+def config_from_mapping(data: Any, source: str | None = None, base: Config | None = None) -> Config:
     """A Config from a flat mapping of field names to values, as read from a config file.
 
     Hyphenated names (`batch-size`) are accepted for `batch_size`. Unknown keys and values of the wrong
     type raise ConfigError (prefixed with "config file SOURCE: " when `source` is given); int values of
-    float fields become floats. Ranges and combinations are left to `validate`.
+    float fields become floats. Ranges and combinations are left to `validate`. Keys not in the
+    mapping keep their values in `base` (default: the built-in defaults).
     """
     prefix = "" if source is None else f"config file {source!r}: "
     try:
@@ -366,7 +379,7 @@ def config_from_mapping(data: Any, source: str | None = None) -> Config:
                 spelled[name] = key
             values[name] = value
         Config.from_dict(values)  # unknown keys, by name
-        return Config(**{name: check_field_type(name, value) for name, value in values.items()})
+        return dataclasses.replace(base or Config(), **{name: check_field_type(name, value) for name, value in values.items()})
     except ConfigError as e:
         raise ConfigError(prefix + str(e)) from None
 
@@ -429,7 +442,16 @@ def parse_config_text(text: str, fmt: str) -> Any:
         raise ConfigError(f"cannot be parsed as {fmt.upper()}: {_one_line(e) or type(e).__name__}") from None
 
 
-def load_config_file(path: str | Path) -> Config:
+def preset_config(name: str) -> Config:
+    """The Config of a named preset (`deepcrl train --preset NAME`; see deepcrl.presets)."""
+    from deepcrl.presets import PRESET_NAMES, PRESETS
+
+    if name not in PRESETS:
+        raise ConfigError(f"preset {name!r} is unknown; choose one of: {', '.join(PRESET_NAMES)}")
+    return dataclasses.replace(Config(), **PRESETS[name])
+
+
+def load_config_file(path: str | Path, base: Config | None = None) -> Config:
     """The Config in a YAML (.yaml, .yml) or JSON (.json) file holding a flat mapping of field names to
     values. Every problem (missing or unreadable file, bad syntax, a top level that is not a mapping,
     unknown keys, wrong types) raises ConfigError with one line naming the file and the bad key or value.
@@ -456,4 +478,4 @@ def load_config_file(path: str | Path) -> Config:
         data = parse_config_text(text, "json" if suffix == ".json" else "yaml")
     except ConfigError as e:
         raise ConfigError(f"config file {source!r} {e}") from None
-    return config_from_mapping(data, source=source)
+    return config_from_mapping(data, source=source, base=base)

@@ -10,8 +10,9 @@ from rich.table import Table
 
 
 class RunProgress:
-    def __init__(self, config: Any, console: Console | None = None, enabled: bool = True):
+    def __init__(self, config: Any, console: Console | None = None, enabled: bool = True, episode_length: int | None = None):
         self.config = config
+        self.episode_length = config.episode_length if episode_length is None else episode_length
         self.console = console or Console(stderr=True)
         self.enabled = enabled
         self.progress = Progress(
@@ -49,7 +50,7 @@ class RunProgress:
             rate = f"{(env_steps - self._start_steps) / max(now - self._start_time, 1e-9) / 1e3:,.1f}k steps/s"
         score = ""
         if last_row:
-            score = f"success {last_row['eval/success']:.2f}  at goal {last_row['eval/time_at_goal']:.0f}/{self.config.episode_length}"
+            score = f"success {last_row['eval/success']:.2f}  at goal {last_row['eval/time_at_goal']:.0f}/{self.episode_length}"
         total = self.progress.tasks[0].total
         self.progress.update(self.task, completed=env_steps, steps=_steps(env_steps, total), rate=rate, score=score)
 
@@ -64,7 +65,7 @@ class RunProgress:
         table.add_row("steps", f"{int(last['env_steps']):,} env steps, {int(last['sgd_steps']):,} SGD steps of batch {c.batch_size}")
         table.add_row("wall clock", f"{seconds:.0f} s")
         fs = result.final_score
-        table.add_row("last-5 evals", f"success {fs['eval/success']:.2f}, time at goal {fs['eval/time_at_goal']:.1f} / {c.episode_length}, final distance {fs['eval/final_distance']:.2f}")
+        table.add_row("last-5 evals", f"success {fs['eval/success']:.2f}, time at goal {fs['eval/time_at_goal']:.1f} / {self.episode_length}, final distance {fs['eval/final_distance']:.2f}")
         if c.num_seeds > 1:
             per_seed = ", ".join(f"{fs[f'eval/success/seed{s}']:.2f}" for s in range(c.seed, c.seed + c.num_seeds))
             table.add_row("seeds", f"{c.seed} .. {c.seed + c.num_seeds - 1}: success {per_seed} (mean {fs['eval/success']:.2f} +- {fs['eval/success/se']:.2f} s.e.)")

@@ -456,7 +456,8 @@ def _run(trainer: Trainer, run_dir: Path, state: TrainState, history: list[dict[
 
     main_process = parallel.is_main_process()  # the only one writing logs (all take part in computing)
     logger = MetricsLogger(run_dir, tensorboard=config.tensorboard) if main_process else None
-    progress = RunProgress(config, console=console, enabled=config.progress and main_process)
+    progress = RunProgress(config, console=console, enabled=config.progress and main_process,
+                           episode_length=trainer.env.episode_length)
     interrupted = False
     try:
         with progress:
