@@ -345,7 +345,7 @@ def test_make_env(tmp_path):
     assert env.name == "point_maze" and env.layout.eval_goal_cells == ((1, 2),)
     assert make_env("point_u_maze", layout="u_maze").name == "point_u_maze"
     for bad, needle in [
-        (lambda: make_env("ant_u_maze"), "'ant_u_maze'"),
+        (lambda: make_env("cheetah_u_maze"), "'cheetah_u_maze'"),
         (lambda: make_env("point_nowhere"), "point_u_maze"),
         (lambda: make_env("point", layout="nowhere"), "'nowhere'"),
         (lambda: make_env("point_u_maze", layout="big_maze"), "'big_maze'"),
