@@ -26,6 +26,7 @@ USAGE = """usage: deepcrl {train,eval} ...
   deepcrl train --dry-run [FLAGS]       check the settings and print the derived sizes; writes nothing
   deepcrl train --resume RUN_DIR        continue an interrupted or crashed run from its newest checkpoint
   deepcrl eval RUN_DIR       evaluate the checkpoint of a finished run
+  deepcrl render RUN_DIR     videos (MP4, GIF) of the policy's evaluation episodes (deepcrl render --help)
 """
 
 
@@ -35,6 +36,28 @@ class EvalArgs:
     num_envs: int = 128  # evaluation episodes
     seed: int = 0  # PRNG seed of the evaluation
     json: bool = False  # print the metrics as JSON instead of a table
+
+
+@dataclass(frozen=True)
+class RenderArgs:
+    run_dir: tyro.conf.Positional[str]  # a run directory written by `deepcrl train`
+    episodes: int = 2  # evaluation episodes, shown one after another
+    seed: int = 0  # PRNG seed of the episodes (starts and goals)
+    run_seed: int | None = None  # which seed of a --num-seeds run plays (None: the run's first)
+    max_steps: int | None = None  # steps per episode (None: the whole episode)
+    width: int = 480  # frame width in pixels (even)
+    height: int = 480  # frame height in pixels (even)
+    fps: int = 30  # frames per second of the MP4 (the GIF keeps at most 15)
+    format: str = "both"  # mp4, gif or both
+    out: str | None = None  # path of the videos without suffix, PATH.mp4 and PATH.gif (None: RUN_DIR/videos/eval)
+    camera: str | None = None  # MuJoCo tasks: a camera of the model, or free (None: free for ant and humanoid, else the model's first camera)
+
+
+RENDER_DESCRIPTION = (
+    "Render videos of a trained run's evaluation episodes (deterministic policy, far goals) as MP4 (H.264) "
+    "and GIF. MuJoCo tasks need an OpenGL backend without a display: MUJOCO_GL=egl or osmesa, chosen "
+    "automatically when unset (docs/rendering.md)."
+)
 
 
 def _fail(message: str) -> int:
@@ -230,6 +253,22 @@ def _eval(argv: Sequence[str]) -> int:
     return 0
 
 
+def _render(argv: Sequence[str]) -> int:
+    from deepcrl.render import render_run
+
+    args = _parse(RenderArgs, argv, prog="deepcrl render", description=RENDER_DESCRIPTION)
+    written, data = render_run(args.run_dir, episodes=args.episodes, seed=args.seed, run_seed=args.run_seed,
+                               max_steps=args.max_steps, width=args.width, height=args.height, fps=args.fps,
+                               format=args.format, out=args.out, camera=args.camera)
+    episodes, steps = data["drawn"].shape[0], data["drawn"].shape[1] - 1
+    reached = int(((data["success"] * data["drawn"]).max(axis=1) > 0).sum())
+    print(f"rendered {episodes} episode{'s' if episodes != 1 else ''} of up to {steps} steps ({written[0].frames} frames, "
+          f"{written[0].width}x{written[0].height}; the goal was reached in {reached} of {episodes})")
+    for w in written:
+        print(f"wrote {w.path} ({w.bytes / 1e6:.2f} MB)")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] in ("-h", "--help"):
@@ -238,7 +277,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not argv:
         return _fail("missing command; choose one of: train, eval (deepcrl --help shows the usage)")
     command, rest = argv[0], argv[1:]
-    commands = {"train": _train, "eval": _eval}
+    commands = {"train": _train, "eval": _eval, "render": _render}
     if command not in commands:
         return _fail(f"unknown command {command!r}; choose one of: {', '.join(commands)}")
     if command == "train":
