@@ -18,7 +18,7 @@ import tyro
 
 from deepcrl.errors import ConfigError, RunError
 
-USAGE = """usage: deepcrl {train,eval} ...
+USAGE = """usage: deepcrl {train,eval,render} ...
 
   deepcrl train [FLAGS]      train an agent (deepcrl train --help lists every flag)
   deepcrl train --config FILE [FLAGS]   settings from a YAML or JSON file, flags override it
@@ -275,7 +275,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(USAGE)
         return 0
     if not argv:
-        return _fail("missing command; choose one of: train, eval (deepcrl --help shows the usage)")
+        return _fail("missing command; choose one of: train, eval, render (deepcrl --help shows the usage)")
     command, rest = argv[0], argv[1:]
     commands = {"train": _train, "eval": _eval, "render": _render}
     if command not in commands:

@@ -31,7 +31,7 @@ def walls_xml(layout: Layout, cell_size: float, height: float, *, contype: int =
     """MJCF <geom> elements (for the worldbody) of the layout's walls, `height` metres tall."""
     return "\n".join(
         f'<geom name="wall{i}" type="box" pos="{x:g} {y:g} {height / 2:g}" size="{hx:g} {hy:g} {height / 2:g}" '
-        f'contype="{contype}" conaffinity="{conaffinity}" condim="1" priority="1" material="wall"/>'
+        f'contype="{contype}" conaffinity="{conaffinity}" condim="1" priority="1" material="wall" rgba="0.7 0.7 0.7 1"/>'
         for i, (x, y, hx, hy) in enumerate(wall_boxes(layout, cell_size))
     )
 
