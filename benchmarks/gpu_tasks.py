@@ -68,6 +68,8 @@ def main() -> None:
     p.add_argument("--envs", nargs="+", default=["ant", "ant_u4_maze", "ant_big_maze", "humanoid", "humanoid_u_maze",
                                                  "arm_push_easy", "arm_binpick_hard", "reacher", "pusher"])
     p.add_argument("--num-envs", type=int, nargs="+", default=[512, 4096])
+    p.add_argument("--no-train", action="store_true", help="skip the training runs (stage 1)")
+    p.add_argument("--render", action="store_true", help="also check `deepcrl render` (GIF, MUJOCO_GL=egl) on a 1-epoch smoke run")
     p.add_argument("--quick", action="store_true", help="CPU smoke test of this script")
     p.add_argument("--out", default=os.environ.get("OUT") or str(ROOT / "benchmarks" / "results" / "gpu_tasks"))
     args = p.parse_args()
@@ -91,7 +93,7 @@ def main() -> None:
     runs_root = Path("/tmp/deepcrl_gpu_runs")
     shutil.rmtree(runs_root, ignore_errors=True)
     procs = {}
-    for depth in args.depths:
+    for depth in [] if args.no_train else args.depths:
         name = f"{args.task}_d{depth}"
         procs[name] = (*start_run(name, args.task, depth, runs_root / name, out, args.quick), runs_root / name)
     deadline = time.time() + args.train_seconds
@@ -131,6 +133,22 @@ def main() -> None:
         summary["throughput_returncode"] = r.returncode
     except subprocess.TimeoutExpired:
         summary["throughput_returncode"] = "timeout (rows printed above are complete measurements)"
+
+    # 3. rendering on the GPU machine (EGL)
+    if args.render:
+        run_dir = runs_root / "render_smoke"
+        env = dict(os.environ, PYTHONUNBUFFERED="1", MUJOCO_GL=os.environ.get("MUJOCO_GL", "egl"))
+        train = [sys.executable, "-m", "deepcrl.cli", "train", "--preset", "smoke", "--env", "ant_u_maze",
+                 "--total-env-steps", "800", "--num-evals", "1", "--no-progress", "--no-tensorboard", "--run-dir", str(run_dir)]
+        render = [sys.executable, "-m", "deepcrl.cli", "render", str(run_dir), "--episodes", "1", "--max-steps", "60",
+                  "--format", "gif", "--out", str(out / "render_ant_u_maze")]
+        t0 = time.time()
+        r1 = subprocess.run(train, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+        r2 = subprocess.run(render, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300) if r1.returncode == 0 else r1
+        gif = out / "render_ant_u_maze.gif"
+        summary["render"] = {"returncode": r2.returncode, "seconds": time.time() - t0, "gif_bytes": gif.stat().st_size if gif.exists() else 0,
+                             "output": (r2.stdout + r2.stderr)[-1500:]}
+        print(f"\nrender: return code {r2.returncode}, gif {summary['render']['gif_bytes']} bytes\n{summary['render']['output']}", flush=True)
     summary["seconds"] = time.time() - started
     (out / "gpu_tasks.json").write_text(json.dumps(summary, indent=1))
     print(f"\nwrote {out / 'gpu_tasks.json'} after {summary['seconds']:.0f} s", flush=True)
