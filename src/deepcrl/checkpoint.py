@@ -3,7 +3,8 @@
 Layout of a run directory's checkpoint:
 
     RUN_DIR/checkpoint/config.json     the full run Config (networks are rebuilt from it)
-    RUN_DIR/checkpoint/agent.msgpack   actor and critic parameters and the entropy temperature (flax msgpack);
+    RUN_DIR/checkpoint/agent.msgpack   the agent's parameters (flax msgpack): actor_params, and critic_params and
+                                       log_alpha for the agents that have them (crl, sac; td3 has no temperature);
                                        with --num-seeds N every array has a leading seed axis of length N
 
 Writes are atomic: everything goes to a temporary folder beside it, which is then renamed into place,
@@ -33,11 +34,9 @@ CHECKPOINT_DIR = "checkpoint"
 
 
 def _agent_payload(agent_state: Any) -> dict[str, Any]:
-    return {
-        "actor_params": agent_state.actor_params,
-        "critic_params": agent_state.critic_params,
-        "log_alpha": agent_state.log_alpha,
-    }
+    """The parameters a final checkpoint keeps: the agent state's `export()` (always the actor's, and
+    the critic and temperature for the agents that have them; no optimiser or target-network state)."""
+    return agent_state.export()
 
 
 def save_checkpoint(run_dir: str | Path, config: Config, agent_state: Any) -> Path:

@@ -39,6 +39,18 @@ class Config:
     train_starts: str | None = None  # point mass only: where training episodes start: free (any free cell, the default) or start_cells
     train_goals: str | None = None  # point mass only: where training goals are drawn: free (any free cell, the default) or goal_cells
 
+    # --- agent (docs/baselines.md) ---
+    agent: str = "crl"  # crl (contrastive RL), sac or td3 (TD baselines with twin Q and target networks), gcbc (goal-conditioned behaviour cloning of its own relabelled data, i.e. GCSL)
+    her: bool = False  # sac / td3: hindsight relabelling, HER's 'future' strategy (goals replaced by later states of the same episode)
+    her_fraction: float = 0.8  # sac / td3 with --her: fraction of sampled transitions relabelled (HER's k = 4 future goals per transition: 4/5)
+    reward: str = "sparse"  # sac / td3: sparse (1 within the goal threshold, else 0) or dense (minus the distance to the goal)
+    goal_terminal: bool = False  # sac / td3: reaching the goal ends the TD return (no bootstrap); off: only failures (falls) do, the agent learns to stay at the goal
+    tau: float = 0.005  # sac / td3: target networks move this fraction towards the online networks per target update (both papers' 0.005)
+    policy_noise: float = 0.2  # td3: std of the target policy smoothing noise (Fujimoto et al. 2018)
+    noise_clip: float = 0.5  # td3: the smoothing noise is clipped to +-noise_clip (Fujimoto et al. 2018)
+    policy_delay: int = 2  # td3: Q updates per actor and target update (Fujimoto et al. 2018)
+    exploration_noise: float = 0.1  # td3: std of the Gaussian action noise while collecting (Fujimoto et al. 2018)
+
     # --- networks ---
     depth: int = 8  # Dense layers inside residual blocks, a multiple of 4 (both networks)
     actor_depth: int | None = None  # actor depth; defaults to --depth
@@ -58,10 +70,10 @@ class Config:
     energy: str = "l2"  # critic energy f(s,a,g): l2 (negative L2 distance), l2_sq, l1, dot, cosine
     contrastive_loss: str = "fwd_infonce"  # fwd_infonce, bwd_infonce, sym_infonce, binary_nce
     logsumexp_penalty: float = 0.1  # coefficient of the logsumexp^2 regulariser
-    entropy_scale: float = 0.5  # target entropy = -entropy_scale x action size
-    actor_lr: float = 3e-4  # Adam learning rate of the actor
-    critic_lr: float = 3e-4  # Adam learning rate of phi and psi
-    alpha_lr: float = 3e-4  # Adam learning rate of the entropy temperature
+    entropy_scale: float | None = None  # crl / sac: target entropy = -entropy_scale x action size; default: the agent's (crl 0.5 as in the paper, sac 1.0 as in Haarnoja et al. 2018)
+    actor_lr: float = 3e-4  # Adam learning rate of the actor (every agent)
+    critic_lr: float = 3e-4  # Adam learning rate of the critic (crl: phi and psi; sac / td3: the two Q-networks)
+    alpha_lr: float = 3e-4  # crl / sac: Adam learning rate of the entropy temperature
 
     # --- data collection, replay and relabelling ---
     num_envs: int = 256  # environments stepped in parallel
@@ -70,7 +82,7 @@ class Config:
     batch_size: int = 256  # transitions per SGD step (also the number of InfoNCE negatives + 1)
     buffer_size: int = 1000  # replay capacity per environment, in steps (FIFO)
     prefill_steps: int = 100  # steps per environment collected with the initial policy before any update
-    gamma: float = 0.99  # relabelling: future-goal offset ~ Geometric(1 - gamma) within the trajectory
+    gamma: float = 0.99  # discount: crl / gcbc relabel with future-goal offset ~ Geometric(1 - gamma) within the trajectory; sac / td3 discount TD targets by it
 
     # --- run ---
     total_env_steps: int = 4_000_000  # environment steps of training (prefill not counted)
@@ -105,6 +117,12 @@ class Config:
     @property
     def resolved_critic_width(self) -> int:
         return self.width if self.critic_width is None else self.critic_width
+
+    @property
+    def resolved_entropy_scale(self) -> float:
+        if self.entropy_scale is not None:
+            return self.entropy_scale
+        return AGENT_ENTROPY_SCALE.get(self.agent, 0.5)
 
     @property
     def env_steps_per_epoch(self) -> int:
@@ -148,6 +166,17 @@ class Config:
         return load_config_file(path)
 
 
+AGENT_NAMES = ("crl", "sac", "td3", "gcbc")
+AGENT_ENTROPY_SCALE = {"crl": 0.5, "sac": 1.0}  # the default target entropy of each agent that has one
+# Settings that only some agents read: giving one another value for another agent is an error.
+AGENT_FIELDS = {
+    "her": ("sac", "td3"), "her_fraction": ("sac", "td3"), "reward": ("sac", "td3"), "goal_terminal": ("sac", "td3"),
+    "tau": ("sac", "td3"), "policy_noise": ("td3",), "noise_clip": ("td3",), "policy_delay": ("td3",),
+    "exploration_noise": ("td3",), "entropy_scale": ("crl", "sac"), "alpha_lr": ("crl", "sac"),
+    "repr_dim": ("crl",), "energy": ("crl",), "contrastive_loss": ("crl",), "logsumexp_penalty": ("crl",),
+    "critic_depth": ("crl", "sac", "td3"), "critic_width": ("crl", "sac", "td3"), "critic_lr": ("crl", "sac", "td3"),
+}
+REWARDS = ("sparse", "dense")
 ACTIVATIONS = ("swish", "relu")
 MATMUL_DTYPES = ("float32", "bfloat16")
 TRAIN_STARTS = ("free", "start_cells")
@@ -209,8 +238,28 @@ def validate(config: Config) -> None:
         raise ConfigError(f"prefill_steps={c.prefill_steps!r} is not allowed; it must be an integer >= 0")
     if isinstance(c.seed, bool) or not isinstance(c.seed, int) or not 0 <= c.seed < 2**32:
         raise ConfigError(f"seed={c.seed!r} is not allowed; it must be an integer in [0, 2^32)")
+    _choice("agent", c.agent, AGENT_NAMES)
+    defaults = Config()
+    for name, agents in AGENT_FIELDS.items():
+        if c.agent not in agents and getattr(c, name) != getattr(defaults, name):
+            users = " or ".join(f"--agent {a}" for a in agents)
+            raise ConfigError(f"{name}={getattr(c, name)!r} is not allowed with --agent {c.agent}; it applies to {users} only")
+    _choice("reward", c.reward, REWARDS)
+    for name in ("her_fraction",):
+        value = getattr(c, name)
+        if not 0 <= value <= 1:
+            raise ConfigError(f"{name}={value!r} is not allowed; it must lie in [0, 1]")
+    if not 0 < c.tau <= 1:
+        raise ConfigError(f"tau={c.tau!r} is not allowed; it must lie in (0, 1]")
+    _positive("policy_delay", c.policy_delay)
+    for name in ("policy_noise", "noise_clip", "exploration_noise"):
+        value = getattr(c, name)
+        if not math.isfinite(value) or value < 0:
+            raise ConfigError(f"{name}={value!r} is not allowed; it must be a number >= 0")
     for name in ("logsumexp_penalty", "entropy_scale"):
         value = getattr(c, name)
+        if value is None:
+            continue
         if not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
             raise ConfigError(f"{name}={value!r} is not allowed; it must be a number >= 0")
     if not isinstance(c.gamma, (int, float)) or not 0 < c.gamma < 1:

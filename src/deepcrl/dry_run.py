@@ -57,15 +57,15 @@ class RunPlan:
     buffer_transitions: int  # buffer_size x num_envs
     buffer_bytes: int  # bytes of the buffer's arrays
     params: dict[str, int]  # actor, phi, psi
-    flops_per_update: int  # analytic estimate (module docstring)
+    flops_per_update: int | None  # analytic estimate (module docstring); CRL only
     num_devices: int = 1  # devices the run splits environments and batch rows over
     num_seeds: int = 1  # independent seeds trained side by side
     visible_devices: int = 1  # devices JAX sees on this machine (the plan may be for more)
     memory: estimate.MemoryEstimate | None = None  # bytes per device (deepcrl.estimate)
 
     @property
-    def flops_total(self) -> int:
-        return self.flops_per_update * self.sgd_steps_total
+    def flops_total(self) -> int | None:
+        return None if self.flops_per_update is None else self.flops_per_update * self.sgd_steps_total
 
 
 def dense_forward_flops(batch: int, width: int, depth: int, in_size: int, out_size: int) -> int:
@@ -85,6 +85,19 @@ def update_flops(config: Config, state_size: int, goal_size: int, action_size: i
     return 3 * actor + 5 * phi + 4 * psi + 3 * logits
 
 
+def closed_form_params(config: Config, state_size: int, goal_size: int, action_size: int) -> dict[str, int]:
+    """Parameter counts of the agent's networks from networks.param_count (a check on the built ones)."""
+    c, s, g, a, ln = config, state_size, goal_size, action_size, config.layer_norm
+    aw, ad, cw, cd = c.resolved_actor_width, c.resolved_actor_depth, c.resolved_critic_width, c.resolved_critic_depth
+    if c.agent == "crl":
+        return {"actor": param_count(aw, ad, s + g, 2 * a, ln), "phi": param_count(cw, cd, s + a, c.repr_dim, ln),
+                "psi": param_count(cw, cd, g, c.repr_dim, ln)}
+    if c.agent == "gcbc":
+        return {"actor": param_count(aw, ad, s + g, 2 * a, ln)}
+    actor_out = 2 * a if c.agent == "sac" else a  # td3's actor is deterministic: one head
+    return {"actor": param_count(aw, ad, s + g, actor_out, ln), "q (x2)": 2 * param_count(cw, cd, s + a + g, 1, ln)}
+
+
 def _nbytes(tree: Any) -> int:
     return int(sum(math.prod(x.shape) * x.dtype.itemsize for x in jax.tree_util.tree_leaves(tree)))
 
@@ -100,22 +113,14 @@ def plan_run(config: Config) -> RunPlan:
 
     buffer = jax.eval_shape(functools.partial(replay.init_buffer, c.buffer_size, c.num_envs, s, a, g))
     shapes = jax.eval_shape(agent.init, jax.random.PRNGKey(0))
-    params = {
-        "actor": count_params(shapes.actor_params),
-        "phi": count_params(shapes.critic_params["sa"]),
-        "psi": count_params(shapes.critic_params["g"]),
-    }
-    ln = c.layer_norm
-    closed_form = {
-        "actor": param_count(c.resolved_actor_width, c.resolved_actor_depth, s + g, 2 * a, ln),
-        "phi": param_count(c.resolved_critic_width, c.resolved_critic_depth, s + a, c.repr_dim, ln),
-        "psi": param_count(c.resolved_critic_width, c.resolved_critic_depth, g, c.repr_dim, ln),
-    }
+    params = {name: count_params(tree) for name, tree in agent.param_groups(shapes).items()}
+    closed_form = closed_form_params(c, s, g, a)
     if params != closed_form:  # a bug in the networks, not in the user's input
         raise RuntimeError(f"parameter counts of the built networks {params} differ from networks.param_count {closed_form}")
     visible = jax.device_count()
     num_devices = c.num_devices or visible
-    memory = estimate.estimate_memory(c, s, g, a, num_devices=num_devices)
+    crl = c.agent == "crl"  # the FLOP and memory models describe CRL's update
+    memory = estimate.estimate_memory(c, s, g, a, num_devices=num_devices) if crl else None
 
     return RunPlan(
         env=env.name,
@@ -133,7 +138,7 @@ def plan_run(config: Config) -> RunPlan:
         buffer_transitions=buffer.capacity * buffer.num_envs,
         buffer_bytes=_nbytes(buffer),
         params=params,
-        flops_per_update=update_flops(c, s, g, a),
+        flops_per_update=update_flops(c, s, g, a) if crl else None,
         num_devices=num_devices,
         num_seeds=c.num_seeds,
         visible_devices=visible,
@@ -161,15 +166,22 @@ def plan_rows(plan: RunPlan, config: Config) -> list[tuple[str, str]]:
         ("evaluations", f"{p.num_evals:,} x {c.num_eval_envs:,} episodes"),
         ("buffer capacity", f"{p.buffer_transitions:,} transitions ({c.buffer_size:,} steps x {c.num_envs:,} envs)"),
         ("buffer memory", f"{p.buffer_bytes / 1e6:,.2f} MB"),
-        ("params actor", f"{p.params['actor']:,} (depth {c.resolved_actor_depth}, width {c.resolved_actor_width})"),
-        ("params phi", f"{p.params['phi']:,} (depth {c.resolved_critic_depth}, width {c.resolved_critic_width})"),
-        ("params psi", f"{p.params['psi']:,} (depth {c.resolved_critic_depth}, width {c.resolved_critic_width})"),
-        ("params total", f"{sum(p.params.values()):,}"),
-        ("flops per sgd update", f"{p.flops_per_update:.3g} (analytic: Dense layers and logits, forward + backward)"),
-        ("flops of all updates", f"{p.flops_total:.3g}"),
+        ("agent", c.agent + (" + HER" if c.her else "")),
     ]
+    for name, count in p.params.items():
+        which = "actor" if name == "actor" else "critic"
+        depth, width = getattr(c, f"resolved_{which}_depth"), getattr(c, f"resolved_{which}_width")
+        rows.append((f"params {name}", f"{count:,} (depth {depth}, width {width})"))
+    rows.append(("params total", f"{sum(p.params.values()):,}"))
+    if p.flops_per_update is not None:
+        rows += [
+            ("flops per sgd update", f"{p.flops_per_update:.3g} (analytic: Dense layers and logits, forward + backward)"),
+            ("flops of all updates", f"{p.flops_total:.3g}"),
+        ]
     if p.memory is not None:
         rows += memory_rows(p, c)
+    else:
+        rows.append(("flops and memory", f"estimated for --agent crl only (--agent {c.agent}: not modelled)"))
     return rows
 
 

@@ -69,7 +69,12 @@ class RunProgress:
         if c.num_seeds > 1:
             per_seed = ", ".join(f"{fs[f'eval/success/seed{s}']:.2f}" for s in range(c.seed, c.seed + c.num_seeds))
             table.add_row("seeds", f"{c.seed} .. {c.seed + c.num_seeds - 1}: success {per_seed} (mean {fs['eval/success']:.2f} +- {fs['eval/success/se']:.2f} s.e.)")
-        table.add_row("critic", f"accuracy {last['critic/accuracy']:.3f}, loss {last['critic/loss']:.3f}")
+        if "critic/accuracy" in last:  # crl
+            table.add_row("critic", f"accuracy {last['critic/accuracy']:.3f}, loss {last['critic/loss']:.3f}")
+        elif "critic/loss" in last:  # sac, td3
+            table.add_row("critic", f"TD loss {last['critic/loss']:.4f}, mean Q {last['critic/q']:.3f}, sampled reward {last['replay/reward']:.3f}")
+        else:  # gcbc
+            table.add_row("actor", f"log-likelihood {last['actor/log_prob']:.3f}")
         table.add_row("run dir", str(result.run_dir))
         table.add_row("next", f"deepcrl eval {result.run_dir}")
         self.console.print(table)

@@ -29,6 +29,10 @@ class Transition:
     action: jax.Array  # [..., action_size] action taken at step t
     next_achieved: jax.Array  # [..., goal_size] goal slice of the state at t + 1 (before any reset)
     episode_id: jax.Array  # [...] int32, unique per environment and episode
+    # Stored only for TD agents (SAC, TD3; None otherwise):
+    goal: jax.Array | None = None  # [..., goal_size] the goal the environment commanded at step t
+    next_obs: jax.Array | None = None  # [..., state_size] state observation at t + 1 (before any reset)
+    terminated: jax.Array | None = None  # [...] float32, 1.0 when the episode ended by failure at t + 1
 
 
 @struct.dataclass
@@ -47,6 +51,17 @@ class ReplayBuffer:
 
 
 @struct.dataclass
+class TDBatch:
+    obs: jax.Array  # [B, state_size]
+    action: jax.Array  # [B, action_size]
+    goal: jax.Array  # [B, goal_size] the commanded goal, or (relabelled rows) a future achieved goal
+    next_obs: jax.Array  # [B, state_size] the next state (the true one, also at the end of an episode)
+    reward: jax.Array  # [B] reward of the transition for `goal` (goal_reward)
+    terminal: jax.Array  # [B] 1.0 where the TD target must not bootstrap (failure, or goal reached with goal_terminal)
+    relabelled: jax.Array  # [B] float32, 1.0 where the goal was relabelled (HER)
+
+
+@struct.dataclass
 class Batch:
     obs: jax.Array  # [B, state_size]
     action: jax.Array  # [B, action_size]
@@ -54,13 +69,20 @@ class Batch:
     offset: jax.Array  # [B] int32, k: how many steps ahead the goal state lies (>= 1)
 
 
-def init_buffer(capacity: int, num_envs: int, state_size: int, action_size: int, goal_size: int) -> ReplayBuffer:
+def init_buffer(capacity: int, num_envs: int, state_size: int, action_size: int, goal_size: int, td: bool = False) -> ReplayBuffer:
+    """An empty buffer; `td=True` also stores commanded goals, next states and terminal flags (SAC, TD3)."""
     data = Transition(
         obs=jnp.zeros((capacity, num_envs, state_size), jnp.float32),
         action=jnp.zeros((capacity, num_envs, action_size), jnp.float32),
         next_achieved=jnp.zeros((capacity, num_envs, goal_size), jnp.float32),
         episode_id=jnp.full((capacity, num_envs), -1, jnp.int32),
     )
+    if td:
+        data = data.replace(
+            goal=jnp.zeros((capacity, num_envs, goal_size), jnp.float32),
+            next_obs=jnp.zeros((capacity, num_envs, state_size), jnp.float32),
+            terminated=jnp.zeros((capacity, num_envs), jnp.float32),
+        )
     return ReplayBuffer(data=data, insert_pos=jnp.int32(0), count=jnp.int32(0))
 
 
@@ -85,12 +107,13 @@ def truncated_geometric(key: jax.Array, gamma: float, n: jax.Array) -> jax.Array
     return jnp.clip(k, 1, n)
 
 
-def sample(buffer: ReplayBuffer, key: jax.Array, batch_size: int, gamma: float) -> Batch:
-    """A batch of transitions, uniform over the buffer, each with a relabelled future goal."""
-    env_key, row_key, offset_key = jax.random.split(key, 3)
+def _sample_rows(buffer: ReplayBuffer, env_key: jax.Array, row_key: jax.Array, batch_size: int):
+    """Uniform (environment, row) pairs over the buffer, and for each how many next-states of its
+    episode are buffered from it on (>= 1). Returns (env, chron, n_future, row) with `row(c)` mapping a
+    chronological index (0 = oldest row held) to a storage row."""
     capacity = buffer.capacity
     env = jax.random.randint(env_key, (batch_size,), 0, buffer.num_envs)
-    chron = jax.random.randint(row_key, (batch_size,), 0, buffer.count)  # 0 = oldest row held
+    chron = jax.random.randint(row_key, (batch_size,), 0, buffer.count)
     oldest = (buffer.insert_pos - buffer.count) % capacity
 
     def row(c):
@@ -111,8 +134,13 @@ def sample(buffer: ReplayBuffer, key: jax.Array, batch_size: int, gamma: float) 
 
     iterations = max(1, math.ceil(math.log2(capacity + 1)))
     last, _ = jax.lax.fori_loop(0, iterations, search, (lo, hi))
+    return env, chron, last - chron + 1, row
 
-    n_future = last - chron + 1  # next-states available in this episode (>= 1)
+
+def sample(buffer: ReplayBuffer, key: jax.Array, batch_size: int, gamma: float) -> Batch:
+    """A batch of transitions, uniform over the buffer, each with a relabelled future goal."""
+    env_key, row_key, offset_key = jax.random.split(key, 3)
+    env, chron, n_future, row = _sample_rows(buffer, env_key, row_key, batch_size)
     offset = truncated_geometric(offset_key, gamma, n_future)
     goal_rows = row(chron + offset - 1)
     return Batch(
@@ -120,4 +148,56 @@ def sample(buffer: ReplayBuffer, key: jax.Array, batch_size: int, gamma: float) 
         action=buffer.data.action[row(chron), env],
         goal=buffer.data.next_achieved[goal_rows, env],
         offset=offset,
+    )
+
+
+REWARD_KINDS = ("sparse", "dense")
+
+
+def goal_reward(next_achieved: jax.Array, goal: jax.Array, threshold: float, kind: str = "sparse") -> tuple[jax.Array, jax.Array]:
+    """(reward, reached) of transitions ending in `next_achieved` for `goal`. [..] each.
+
+    reached: the next state's goal slice lies within `threshold` (L2) of the goal, the tasks' success
+    test. sparse: reward = reached (1.0 or 0.0). dense: reward = minus that L2 distance.
+    """
+    distance = jnp.linalg.norm(next_achieved - goal, axis=-1)
+    reached = (distance < threshold).astype(jnp.float32)
+    if kind == "sparse":
+        return reached, reached
+    if kind == "dense":
+        return -distance, reached
+    raise ValueError(f"reward kind {kind!r}; allowed: {', '.join(REWARD_KINDS)}")
+
+
+def sample_td(buffer: ReplayBuffer, key: jax.Array, batch_size: int, *, her_fraction: float, threshold: float,
+              reward: str = "sparse", goal_terminal: bool = False) -> TDBatch:
+    """A batch of transitions for TD learning, uniform over the buffer (needs a buffer made with td=True).
+
+    Hindsight relabelling, the 'future' strategy of HER (Andrychowicz et al. 2017): each row, with
+    probability `her_fraction`, replaces its commanded goal by the achieved goal of a state drawn
+    uniformly from the later states of the same episode still in the buffer (s_{t+1} .. the last).
+    Reward and termination are then computed from the row's goal (goal_reward): a failure recorded by
+    the environment always ends the return; reaching the goal ends it too when `goal_terminal`.
+    """
+    env_key, row_key, offset_key, her_key = jax.random.split(key, 4)
+    env, chron, n_future, row = _sample_rows(buffer, env_key, row_key, batch_size)
+    data = buffer.data
+    here = row(chron)
+    offset = jax.random.randint(offset_key, (batch_size,), 1, n_future + 1)  # uniform over 1 .. n_future
+    future_goal = data.next_achieved[row(chron + offset - 1), env]
+    relabel = jax.random.uniform(her_key, (batch_size,)) < her_fraction
+    goal = jnp.where(relabel[:, None], future_goal, data.goal[here, env])
+    next_achieved = data.next_achieved[here, env]
+    rewards, reached = goal_reward(next_achieved, goal, threshold, reward)
+    terminal = data.terminated[here, env]
+    if goal_terminal:
+        terminal = jnp.maximum(terminal, reached)
+    return TDBatch(
+        obs=data.obs[here, env],
+        action=data.action[here, env],
+        goal=goal,
+        next_obs=data.next_obs[here, env],
+        reward=rewards,
+        terminal=terminal,
+        relabelled=relabel.astype(jnp.float32),
     )

@@ -32,7 +32,11 @@ import numpy as np
 from flax import struct
 
 from deepcrl import parallel, replay
-from deepcrl.agents.crl import CRL, CRLConfig, CRLState
+from deepcrl.agents.common import all_finite
+from deepcrl.agents.crl import CRL, CRLConfig
+from deepcrl.agents.gcbc import GCBC, GCBCConfig
+from deepcrl.agents.sac import SAC, SACConfig
+from deepcrl.agents.td3 import TD3, TD3Config
 from deepcrl.checkpoint import list_train_states, restore_train_state, save_checkpoint, save_train_state
 from deepcrl.config import Config, make_env_from_config, validate
 from deepcrl.envs.base import Env, EnvState, step_autoreset
@@ -54,37 +58,45 @@ def resolve_unroll(config_unroll: int, depth: int) -> int:
     return blocks if depth <= UNROLL_ALL_UP_TO_DEPTH else DEEP_UNROLL
 
 
-# Quantities watched for NaN / Inf after every epoch, in the order they are reported.
-WATCHED = ("critic/loss", "actor/loss", "alpha/loss", "critic/grad_norm", "actor/grad_norm")
-PARAMS_WATCHED = ("critic parameters", "actor parameters", "log alpha")
-
-
-def _health(step_metrics: dict[str, jax.Array], agent_state: CRLState) -> dict[str, jax.Array]:
+def _health(agent: Any, step_metrics: dict[str, jax.Array], agent_state: Any) -> dict[str, jax.Array]:
     """The first SGD step (within the epoch) where a watched quantity stopped being finite, and which.
 
     `health/first_bad_step` is -1 when everything stayed finite. `health/bad_quantity` indexes
-    WATCHED + PARAMS_WATCHED (parameters are checked once, after the epoch's last step).
+    `watched_names(agent, agent_state)`: the agent's watched metrics, then its parameter groups
+    (parameters are checked once, after the epoch's last step).
     """
-    bad = jnp.stack([~jnp.isfinite(step_metrics[name]) for name in WATCHED], axis=1)  # [steps, quantities]
+    bad = jnp.stack([~jnp.isfinite(step_metrics[name]) for name in agent.watched], axis=1)  # [steps, quantities]
     any_bad = jnp.any(bad, axis=1)
     first_step = jnp.argmax(any_bad)
     quantity = jnp.argmax(bad[first_step])
-    params_ok = jnp.stack([
-        _all_finite(agent_state.critic_params), _all_finite(agent_state.actor_params), jnp.isfinite(agent_state.log_alpha),
-    ])
+    params_ok = jnp.stack([all_finite(tree) for tree in agent_state.watched_params().values()])
     last_step = any_bad.shape[0] - 1
     step = jnp.where(jnp.any(any_bad), first_step, jnp.where(jnp.all(params_ok), -1, last_step))
-    quantity = jnp.where(jnp.any(any_bad), quantity, len(WATCHED) + jnp.argmin(params_ok))
+    quantity = jnp.where(jnp.any(any_bad), quantity, len(agent.watched) + jnp.argmin(params_ok))
     return {"health/first_bad_step": step.astype(jnp.int32), "health/bad_quantity": quantity.astype(jnp.int32)}
 
 
-def _all_finite(tree: Any) -> jax.Array:
-    return jnp.all(jnp.stack([jnp.all(jnp.isfinite(leaf)) for leaf in jax.tree_util.tree_leaves(tree)]))
+def watched_names(agent: Any, agent_state_shapes: Any) -> tuple[str, ...]:
+    """What `health/bad_quantity` indexes: the agent's watched metrics, then its watched parameter groups."""
+    return tuple(agent.watched) + tuple(agent_state_shapes.watched_params())
+
+
+def _epoch_means(metrics: dict[str, jax.Array]) -> dict[str, jax.Array]:
+    """Per-epoch means of per-step metrics. An agent that updates its actor only on some steps (TD3)
+    reports `actor/updated` (1.0 or 0.0); its actor metrics are averaged over the steps that updated."""
+    updated = metrics.get("actor/updated")
+    out = {}
+    for name, values in metrics.items():
+        if updated is not None and name.startswith("actor/") and name != "actor/updated":
+            out[name] = jnp.sum(values * updated) / jnp.maximum(jnp.sum(updated), 1.0)
+        else:
+            out[name] = jnp.mean(values)
+    return out
 
 
 @struct.dataclass
 class TrainState:
-    agent: CRLState  # networks, optimisers, entropy temperature
+    agent: Any  # the agent's state: networks, optimisers (and targets, temperature: see agents/)
     envs: EnvState  # [num_envs] environment states
     episode_ids: jax.Array  # [num_envs] int32, id of each environment's current episode
     buffer: replay.ReplayBuffer  # trajectories of all environments
@@ -115,11 +127,11 @@ def run_keys(config: Config) -> tuple[jax.Array, jax.Array]:
     return jnp.stack([p[0] for p in pairs]), jnp.stack([p[1] for p in pairs])
 
 
-def build_agent(config: Config, axis_name: str | None = None) -> tuple[Env, CRL]:
-    """The task and the agent a config describes (`axis_name`: the data-parallel mesh axis, if any)."""
+def build_agent(config: Config, axis_name: str | None = None) -> tuple[Env, Any]:
+    """The task and the agent (`--agent`) a config describes (`axis_name`: the data-parallel mesh axis, if any)."""
     env = make_env_from_config(config)
     actor_depth, critic_depth = config.resolved_actor_depth, config.resolved_critic_depth
-    agent_config = CRLConfig(
+    networks = dict(
         state_size=env.state_size,
         goal_size=env.goal_size,
         action_size=env.action_size,
@@ -127,7 +139,6 @@ def build_agent(config: Config, axis_name: str | None = None) -> tuple[Env, CRL]
         critic_depth=critic_depth,
         actor_width=config.resolved_actor_width,
         critic_width=config.resolved_critic_width,
-        repr_dim=config.repr_dim,
         layer_norm=config.layer_norm,
         activation=config.activation,
         residual=config.residual,
@@ -135,16 +146,28 @@ def build_agent(config: Config, axis_name: str | None = None) -> tuple[Env, CRL]
         critic_unroll=resolve_unroll(config.unroll, critic_depth),
         remat=config.remat,
         matmul_dtype=config.matmul_dtype,
-        energy=config.energy,
-        contrastive_loss=config.contrastive_loss,
-        logsumexp_penalty=config.logsumexp_penalty,
-        entropy_scale=config.entropy_scale,
         actor_lr=config.actor_lr,
         critic_lr=config.critic_lr,
-        alpha_lr=config.alpha_lr,
         max_grad_norm=config.max_grad_norm,
     )
-    return env, CRL(agent_config, axis_name=axis_name)
+    if config.agent == "crl":
+        agent_config = CRLConfig(
+            **networks, repr_dim=config.repr_dim, energy=config.energy, contrastive_loss=config.contrastive_loss,
+            logsumexp_penalty=config.logsumexp_penalty, entropy_scale=config.resolved_entropy_scale, alpha_lr=config.alpha_lr,
+        )
+        return env, CRL(agent_config, axis_name=axis_name)
+    if config.agent == "sac":
+        agent_config = SACConfig(**networks, gamma=config.gamma, tau=config.tau,
+                                 entropy_scale=config.resolved_entropy_scale, alpha_lr=config.alpha_lr)
+        return env, SAC(agent_config, axis_name=axis_name)
+    if config.agent == "td3":
+        agent_config = TD3Config(**networks, gamma=config.gamma, tau=config.tau, policy_noise=config.policy_noise,
+                                 noise_clip=config.noise_clip, policy_delay=config.policy_delay,
+                                 exploration_noise=config.exploration_noise)
+        return env, TD3(agent_config, axis_name=axis_name)
+    if config.agent == "gcbc":
+        return env, GCBC(GCBCConfig(**networks), axis_name=axis_name)
+    raise ConfigError(f"agent={config.agent!r} is not allowed; choose one of: crl, sac, td3, gcbc")
 
 
 class Trainer:
@@ -164,6 +187,8 @@ class Trainer:
         self.num_devices = parallel.resolve_num_devices(config)
         self.axis_name = parallel.DATA_AXIS if self.num_devices > 1 else None
         self.env, self.agent = build_agent(config, axis_name=self.axis_name)
+        self.td_data = self.agent.data == "td"  # the buffer keeps goals, next states and terminal flags
+        self.watched_names = watched_names(self.agent, jax.eval_shape(self.agent.init, jax.random.PRNGKey(0)))
         self.local_num_envs = config.num_envs // self.num_devices  # environments (and buffer columns) per device
         self.local_batch_size = config.batch_size // self.num_devices  # SGD rows per device
         self._evaluate = make_evaluate(self.env, config.num_eval_envs)
@@ -235,6 +260,8 @@ class Trainer:
                 next_achieved=env.achieved_goal(stepped.obs),
                 episode_id=episode_ids,
             )
+            if self.td_data:
+                transition = transition.replace(goal=envs.goal, next_obs=stepped.obs, terminated=stepped.terminated)
             stats = (stepped.success, done.astype(jnp.float32))
             return (nxt, episode_ids + done.astype(jnp.int32)), (transition, stats)
 
@@ -254,7 +281,7 @@ class Trainer:
         agent_state = self.agent.init(agent_key)  # the same on every device
         envs = jax.vmap(env.reset)(jax.random.split(self._device_key(env_key), n))
         episode_ids = jnp.zeros((n,), jnp.int32)
-        buffer = replay.init_buffer(c.buffer_size, n, env.state_size, env.action_size, env.goal_size)
+        buffer = replay.init_buffer(c.buffer_size, n, env.state_size, env.action_size, env.goal_size, td=self.td_data)
         if c.prefill_steps > 0:
             envs, episode_ids, chunk, _ = self._collect(
                 agent_state.actor_params, envs, episode_ids, self._device_key(prefill_key), c.prefill_steps
@@ -268,7 +295,7 @@ class Trainer:
     def _refill(self, state: TrainState) -> TrainState:
         """A fresh buffer prefilled by the current policy (resuming from a checkpoint saved without one)."""
         c, env, n = self.config, self.env, self.local_num_envs
-        buffer = replay.init_buffer(c.buffer_size, n, env.state_size, env.action_size, env.goal_size)
+        buffer = replay.init_buffer(c.buffer_size, n, env.state_size, env.action_size, env.goal_size, td=self.td_data)
         envs, episode_ids = state.envs, state.episode_ids
         steps = max(c.prefill_steps, -(-self.local_batch_size // n))  # enough rows for one batch
         envs, episode_ids, chunk, _ = self._collect(
@@ -286,14 +313,24 @@ class Trainer:
 
         def sgd_step(agent_state, step_key):
             sample_key, update_key = jax.random.split(step_key)  # update_key: the same on every device
-            batch = replay.sample(buffer, self._device_key(sample_key), self.local_batch_size, c.gamma)
+            sample_key = self._device_key(sample_key)
+            if self.td_data:
+                batch = replay.sample_td(
+                    buffer, sample_key, self.local_batch_size, her_fraction=c.her_fraction if c.her else 0.0,
+                    threshold=self.env.goal_threshold, reward=c.reward, goal_terminal=c.goal_terminal,
+                )
+                replay_metrics = {"replay/reward": jnp.mean(batch.reward), "replay/terminal": jnp.mean(batch.terminal),
+                                  "replay/relabelled": jnp.mean(batch.relabelled)}
+            else:
+                batch = replay.sample(buffer, sample_key, self.local_batch_size, c.gamma)
+                replay_metrics = {"replay/goal_offset": jnp.mean(batch.offset.astype(jnp.float32))}
             agent_state, metrics = self.agent.update(agent_state, batch, update_key)
-            metrics["replay/goal_offset"] = self._mean_over_devices(jnp.mean(batch.offset.astype(jnp.float32)))
+            metrics.update(self._mean_over_devices(replay_metrics))
             return agent_state, metrics
 
         agent_state, metrics = jax.lax.scan(sgd_step, state.agent, jax.random.split(sgd_key, c.updates_per_epoch))
-        health = _health(metrics, agent_state)
-        metrics = jax.tree_util.tree_map(jnp.mean, metrics)
+        health = _health(self.agent, metrics, agent_state)
+        metrics = _epoch_means(metrics)
         metrics.update(collect_stats)
         metrics.update(health)
         new_state = TrainState(
@@ -325,7 +362,8 @@ def default_run_dir(config: Config) -> Path:
     stamp = time.strftime("%Y%m%d-%H%M%S")
     env = config.env if config.layout is None else f"{config.env}-{config.layout.replace(':', '_').replace('/', '_')}"
     seeds = f"s{config.seed}" if config.num_seeds == 1 else f"s{config.seed}-{config.seed + config.num_seeds - 1}"
-    return Path("runs") / f"{env}-d{config.depth}-{seeds}-{stamp}"
+    agent = "" if config.agent == "crl" else f"-{config.agent}{'-her' if config.her else ''}"
+    return Path("runs") / f"{env}{agent}-d{config.depth}-{seeds}-{stamp}"
 
 
 def prepare_run_dir(config: Config) -> tuple[Config, Path]:
@@ -465,7 +503,7 @@ def _run(trainer: Trainer, run_dir: Path, state: TrainState, history: list[dict[
             progress.update((first_epoch - 1) * config.env_steps_per_epoch, last_row)
             for epoch in range(first_epoch, config.num_epochs + 1):
                 state, train_metrics = trainer.epoch(state)
-                _raise_if_unhealthy(config, run_dir, epoch, train_metrics.pop("health/first_bad_step"),
+                _raise_if_unhealthy(config, run_dir, epoch, trainer.watched_names, train_metrics.pop("health/first_bad_step"),
                                     train_metrics.pop("health/bad_quantity"))
                 if epoch in eval_epochs:
                     eval_metrics = trainer.evaluate(state, _fold_in(eval_key, epoch, config.num_seeds))
@@ -540,14 +578,15 @@ def metric_columns(metrics: dict[str, Any], config: Config) -> dict[str, float]:
     return row
 
 
-def _raise_if_unhealthy(config: Config, run_dir: Path, epoch: int, first_bad_step: Any, bad_quantity: Any) -> None:
+def _raise_if_unhealthy(config: Config, run_dir: Path, epoch: int, names: tuple[str, ...], first_bad_step: Any,
+                        bad_quantity: Any) -> None:
     """NumericalError naming the quantity, SGD step (and seed) where a NaN / Inf first appeared."""
     steps, quantities = np.atleast_1d(parallel.to_host(first_bad_step)), np.atleast_1d(parallel.to_host(bad_quantity))
     bad_seeds = np.flatnonzero(steps >= 0)
     if bad_seeds.size == 0:
         return
     i = int(bad_seeds[0])
-    name = (WATCHED + PARAMS_WATCHED)[int(quantities[i])]
+    name = names[int(quantities[i])]
     sgd_step = (epoch - 1) * config.updates_per_epoch + int(steps[i]) + 1
     which = f" of seed {config.seed + i}" if config.num_seeds > 1 else ""
     saved = list_train_states(run_dir)

@@ -33,35 +33,19 @@ import optax
 from flax import struct
 
 from deepcrl import losses
+from deepcrl.agents.common import DataParallel, NetworkConfig, adam, global_norm
 from deepcrl.networks import Actor, ResidualMLP, deterministic_action, sample_tanh_gaussian
 from deepcrl.replay import Batch
 
 
 @dataclass(frozen=True)
-class CRLConfig:
-    state_size: int  # size of the state observation (policy input without the goal)
-    goal_size: int  # size of the goal slice
-    action_size: int  # size of the action
-    actor_depth: int = 4  # Dense layers in the actor's residual blocks
-    critic_depth: int = 4  # Dense layers in each encoder's residual blocks
-    actor_width: int = 256  # actor hidden width
-    critic_width: int = 256  # encoder hidden width
+class CRLConfig(NetworkConfig):
     repr_dim: int = 64  # representation size of phi and psi
-    layer_norm: bool = True  # LayerNorm after every Dense
-    activation: str = "swish"  # swish or relu
-    residual: bool = True  # skip connections around each block of 4 layers
-    actor_unroll: int = 1  # blocks per scan iteration in the actor
-    critic_unroll: int = 1  # blocks per scan iteration in the encoders
-    remat: bool = False  # recompute each residual block's activations in the backward pass
-    matmul_dtype: str = "float32"  # float32 or bfloat16 matrix multiplies (parameters and LayerNorm stay float32)
     energy: str = "l2"  # logit f(s,a,g) from the two representations
     contrastive_loss: str = "fwd_infonce"  # classification loss over the B x B logits
     logsumexp_penalty: float = 0.1  # coefficient of the logsumexp^2 regulariser
-    entropy_scale: float = 0.5  # target entropy = -entropy_scale x action_size
-    actor_lr: float = 3e-4  # Adam step size, actor
-    critic_lr: float = 3e-4  # Adam step size, encoders
+    entropy_scale: float = 0.5  # target entropy = -entropy_scale x action_size (the paper's 0.5)
     alpha_lr: float = 3e-4  # Adam step size, log alpha
-    max_grad_norm: float = 0.0  # clip actor and critic gradients to this global norm; 0 = off (as in the paper)
 
     @property
     def target_entropy(self) -> float:
@@ -78,35 +62,37 @@ class CRLState:
     alpha_opt: Any  # Adam state of log alpha
     steps: jax.Array  # [] int32, SGD steps taken
 
+    def export(self) -> dict[str, Any]:
+        """What a final checkpoint keeps."""
+        return {"actor_params": self.actor_params, "critic_params": self.critic_params, "log_alpha": self.log_alpha}
 
-def _adam(learning_rate: float, max_grad_norm: float) -> optax.GradientTransformation:
-    if max_grad_norm > 0:
-        return optax.chain(optax.clip_by_global_norm(max_grad_norm), optax.adam(learning_rate))
-    return optax.adam(learning_rate)
-
-
-def _global_norm(tree: Any) -> jax.Array:
-    return jnp.sqrt(sum(jnp.sum(jnp.square(leaf)) for leaf in jax.tree_util.tree_leaves(tree)))
+    def watched_params(self) -> dict[str, Any]:
+        return {"critic parameters": self.critic_params, "actor parameters": self.actor_params, "log alpha": self.log_alpha}
 
 
-class CRL:
+class CRL(DataParallel):
     """The networks and optimisers of one CRL agent (static), with pure init / act / update.
 
     `axis_name`: the mesh axis the batch is split over when `update` runs inside shard_map (None on
     one device).
     """
 
+    data = "relabelled"  # batches of (state, action, future goal): replay.sample
+    watched = ("critic/loss", "actor/loss", "alpha/loss", "critic/grad_norm", "actor/grad_norm")
+
     def __init__(self, config: CRLConfig, axis_name: str | None = None):
         self.config = c = config
         self.axis_name = axis_name
-        trunk = dict(layer_norm=c.layer_norm, activation=c.activation, residual=c.residual, remat=c.remat,
-                     matmul_dtype=c.matmul_dtype)
+        trunk = c.trunk()
         self.actor = Actor(width=c.actor_width, depth=c.actor_depth, action_size=c.action_size, unroll=c.actor_unroll, **trunk)
         self.sa_encoder = ResidualMLP(width=c.critic_width, depth=c.critic_depth, out_size=c.repr_dim, unroll=c.critic_unroll, **trunk)
         self.g_encoder = ResidualMLP(width=c.critic_width, depth=c.critic_depth, out_size=c.repr_dim, unroll=c.critic_unroll, **trunk)
-        self.actor_optimizer = _adam(c.actor_lr, c.max_grad_norm)
-        self.critic_optimizer = _adam(c.critic_lr, c.max_grad_norm)
+        self.actor_optimizer = adam(c.actor_lr, c.max_grad_norm)
+        self.critic_optimizer = adam(c.critic_lr, c.max_grad_norm)
         self.alpha_optimizer = optax.adam(c.alpha_lr)
+
+    def param_groups(self, state: CRLState) -> dict[str, Any]:
+        return {"actor": state.actor_params, "phi": state.critic_params["sa"], "psi": state.critic_params["g"]}
 
     # ----- construction -----
     def init(self, key: jax.Array) -> CRLState:
@@ -148,21 +134,6 @@ class CRL:
         phi, psi = self.representations(critic_params, obs, action, goal)
         return losses.pairwise_energy(self.config.energy, phi, psi)
 
-    # ----- data parallel helpers (identities on one device) -----
-    def _num_devices(self) -> int:
-        return 1 if self.axis_name is None else jax.lax.axis_size(self.axis_name)
-
-    def _gather(self, x: jax.Array) -> jax.Array:
-        """The global batch's rows of x, in device order."""
-        return x if self.axis_name is None else jax.lax.all_gather(x, self.axis_name, tiled=True)
-
-    def _row_offset(self, local_rows: int) -> jax.Array | int:
-        """Index of this device's first row in the global batch."""
-        return 0 if self.axis_name is None else jax.lax.axis_index(self.axis_name) * local_rows
-
-    def _mean_over_devices(self, tree: Any) -> Any:
-        return tree if self.axis_name is None else jax.lax.pmean(tree, self.axis_name)
-
     def critic_loss(self, critic_params: Any, batch: Batch):
         c = self.config
         phi, psi = self.representations(critic_params, batch.obs, batch.action, batch.goal)
@@ -184,13 +155,8 @@ class CRL:
     def actor_loss(self, actor_params: Any, critic_params: Any, log_alpha: jax.Array, batch: Batch, key: jax.Array):
         obs = jnp.concatenate([batch.obs, batch.goal], axis=-1)
         mean, log_std = self.actor.apply(actor_params, obs)
-        if self.axis_name is None:
-            action, log_prob = sample_tanh_gaussian(key, mean, log_std)
-        else:  # the global batch's noise, this device's rows of it
-            rows = mean.shape[0]
-            eps = jax.random.normal(key, (rows * self._num_devices(),) + mean.shape[1:], mean.dtype)
-            eps = jax.lax.dynamic_slice_in_dim(eps, self._row_offset(rows), rows)
-            action, log_prob = sample_tanh_gaussian(None, mean, log_std, eps=eps)
+        eps = self._batch_normal(key, mean.shape, mean.dtype)  # the global batch's noise, this device's rows of it
+        action, log_prob = sample_tanh_gaussian(None, mean, log_std, eps=eps)
         q = self.critic_value(critic_params, batch.obs, action, batch.goal)
         alpha = jnp.exp(log_alpha)
         loss = jnp.mean(alpha * log_prob - q)
@@ -207,13 +173,6 @@ class CRL:
         loss = alpha * jnp.mean(jax.lax.stop_gradient(-log_prob - self.config.target_entropy))
         return loss, {"alpha/loss": loss, "alpha/value": alpha}
 
-    def _device_mean_of_summed(self, grads: Any) -> Any:
-        """Gradients of replicated parameters arrive summed over devices; their mean is the global-batch gradient."""
-        if self.axis_name is None:
-            return grads
-        d = self._num_devices()
-        return jax.tree_util.tree_map(lambda g: g / d, grads)
-
     # ----- one SGD step -----
     def gradients(self, state: CRLState, batch: Batch, key: jax.Array) -> tuple[dict[str, Any], dict[str, jax.Array]]:
         """Gradients of the actor, alpha and critic losses at `state` on one minibatch, and metrics.
@@ -229,8 +188,8 @@ class CRL:
         (_, critic_metrics), critic_grads = jax.value_and_grad(self.critic_loss, has_aux=True)(state.critic_params, batch)
         grads = self._device_mean_of_summed({"actor": actor_grads, "alpha": alpha_grad, "critic": critic_grads})
         metrics = self._mean_over_devices({**critic_metrics, **actor_metrics, **alpha_metrics})
-        metrics["critic/grad_norm"] = _global_norm(grads["critic"])
-        metrics["actor/grad_norm"] = _global_norm(grads["actor"])
+        metrics["critic/grad_norm"] = global_norm(grads["critic"])
+        metrics["actor/grad_norm"] = global_norm(grads["actor"])
         return grads, metrics
 
     def update(self, state: CRLState, batch: Batch, key: jax.Array) -> tuple[CRLState, dict[str, jax.Array]]:

@@ -1,0 +1,138 @@
+"""What every agent shares: the network settings, the twin Q-network, optimisers, Polyak averaging and
+the data-parallel helpers.
+
+An agent (crl.py, sac.py, td3.py, gcbc.py) is a static object built from a frozen config, with pure
+functions over a state pytree:
+
+    state = agent.init(key)
+    action = agent.act(state.actor_params, obs, key, deterministic=False)
+    state, metrics = agent.update(state, batch, key)
+
+and these attributes the training loop reads:
+
+    agent.data       "relabelled": batches of (obs, action, future goal)  (replay.sample; CRL, GCBC)
+                     "td": batches with rewards, next states and terminal flags (replay.sample_td; SAC, TD3)
+    agent.watched    metric names checked for NaN / Inf after every epoch
+    state.export()   the parameters a final checkpoint keeps (no optimiser state)
+    state.watched_params()  {name: parameter tree} checked for NaN / Inf after every epoch
+    agent.param_groups(state)  {name: parameter tree} whose sizes `deepcrl train --dry-run` prints
+
+Data parallel (`axis_name` set, `update` called inside shard_map with the parameters replicated and the
+batch split over devices): losses are means over each device's rows; the gradient of a replicated
+parameter comes back summed over devices (shard_map's transpose of a replicated input), so it is divided
+by the device count, which makes it the gradient of the global-batch mean. Gaussian noise is drawn for
+the global batch and sliced, so every row gets the noise it would get on one device.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from deepcrl.networks import ResidualMLP
+
+
+@dataclass(frozen=True)
+class NetworkConfig:
+    state_size: int  # size of the state observation (policy input without the goal)
+    goal_size: int  # size of the goal slice
+    action_size: int  # size of the action
+    actor_depth: int = 4  # Dense layers in the actor's residual blocks
+    critic_depth: int = 4  # Dense layers in each critic network's residual blocks
+    actor_width: int = 256  # actor hidden width
+    critic_width: int = 256  # critic hidden width
+    layer_norm: bool = True  # LayerNorm after every Dense
+    activation: str = "swish"  # swish or relu
+    residual: bool = True  # skip connections around each block of 4 layers
+    actor_unroll: int = 1  # blocks per scan iteration in the actor
+    critic_unroll: int = 1  # blocks per scan iteration in the critic networks
+    remat: bool = False  # recompute each residual block's activations in the backward pass
+    matmul_dtype: str = "float32"  # float32 or bfloat16 matrix multiplies (parameters and LayerNorm stay float32)
+    actor_lr: float = 3e-4  # Adam step size, actor
+    critic_lr: float = 3e-4  # Adam step size, critic
+    max_grad_norm: float = 0.0  # clip actor and critic gradients to this global norm; 0 = off
+
+    def trunk(self) -> dict[str, Any]:
+        """Keyword arguments every residual network of this agent shares."""
+        return dict(layer_norm=self.layer_norm, activation=self.activation, residual=self.residual,
+                    remat=self.remat, matmul_dtype=self.matmul_dtype)
+
+
+def adam(learning_rate: float, max_grad_norm: float = 0.0) -> optax.GradientTransformation:
+    """Adam, after global-norm clipping when max_grad_norm > 0."""
+    if max_grad_norm > 0:
+        return optax.chain(optax.clip_by_global_norm(max_grad_norm), optax.adam(learning_rate))
+    return optax.adam(learning_rate)
+
+
+def global_norm(tree: Any) -> jax.Array:
+    return jnp.sqrt(sum(jnp.sum(jnp.square(leaf)) for leaf in jax.tree_util.tree_leaves(tree)))
+
+
+def polyak(target: Any, online: Any, tau: float) -> Any:
+    """target <- (1 - tau) target + tau online, leaf by leaf: the target moves a fraction tau towards online."""
+    return jax.tree_util.tree_map(lambda t, o: t + tau * (o - t), target, online)
+
+
+def all_finite(tree: Any) -> jax.Array:
+    return jnp.all(jnp.stack([jnp.all(jnp.isfinite(leaf)) for leaf in jax.tree_util.tree_leaves(tree)]))
+
+
+class TwinQ:
+    """Two independent Q(s, a, g) networks, each the residual MLP on concat(state, action, goal) -> 1.
+
+    Their parameters are stacked along a leading axis of 2 and applied with vmap, so both run as one
+    batched program. `apply` returns [2, B].
+    """
+
+    def __init__(self, config: NetworkConfig):
+        c = config
+        self.net = ResidualMLP(width=c.critic_width, depth=c.critic_depth, out_size=1, unroll=c.critic_unroll, **c.trunk())
+        self.in_size = c.state_size + c.action_size + c.goal_size
+
+    def init(self, key: jax.Array) -> Any:
+        x = jnp.zeros((1, self.in_size))
+        return jax.vmap(self.net.init, in_axes=(0, None))(jax.random.split(key, 2), x)
+
+    def apply(self, params: Any, obs: jax.Array, action: jax.Array, goal: jax.Array) -> jax.Array:
+        x = jnp.concatenate([obs, action, goal], axis=-1)
+        return jax.vmap(self.net.apply, in_axes=(0, None))(params, x)[..., 0]
+
+
+class DataParallel:
+    """Helpers for an agent whose update may run inside shard_map over `axis_name` (identities when None)."""
+
+    axis_name: str | None = None
+
+    def _num_devices(self) -> int:
+        return 1 if self.axis_name is None else jax.lax.axis_size(self.axis_name)
+
+    def _gather(self, x: jax.Array) -> jax.Array:
+        """The global batch's rows of x, in device order."""
+        return x if self.axis_name is None else jax.lax.all_gather(x, self.axis_name, tiled=True)
+
+    def _row_offset(self, local_rows: int) -> jax.Array | int:
+        """Index of this device's first row in the global batch."""
+        return 0 if self.axis_name is None else jax.lax.axis_index(self.axis_name) * local_rows
+
+    def _mean_over_devices(self, tree: Any) -> Any:
+        return tree if self.axis_name is None else jax.lax.pmean(tree, self.axis_name)
+
+    def _device_mean_of_summed(self, grads: Any) -> Any:
+        """Gradients of replicated parameters arrive summed over devices; their mean is the global-batch gradient."""
+        if self.axis_name is None:
+            return grads
+        d = self._num_devices()
+        return jax.tree_util.tree_map(lambda g: g / d, grads)
+
+    def _batch_normal(self, key: jax.Array, local_shape: tuple[int, ...], dtype=jnp.float32) -> jax.Array:
+        """N(0, 1) noise for this device's rows, sliced from the global batch's noise (rows on axis 0)."""
+        if self.axis_name is None:
+            return jax.random.normal(key, local_shape, dtype)
+        rows = local_shape[0]
+        eps = jax.random.normal(key, (rows * self._num_devices(),) + tuple(local_shape[1:]), dtype)
+        return jax.lax.dynamic_slice_in_dim(eps, self._row_offset(rows), rows)

@@ -1,0 +1,107 @@
+"""Goal-conditioned behaviour cloning on the agent's own relabelled experience (GCBC, run online: GCSL).
+
+Ghosh et al. 2021 ("Learning to Reach Goals via Iterated Supervised Learning", GCSL): an action that
+led from s to a state reached later in the same trajectory is a good action for reaching that state.
+So the policy pi(a | s, g) is fitted by maximum likelihood to (s_t, a_t, g = achieved goal of s_{t+k})
+drawn from the replay buffer with the same future-state relabelling as CRL (replay.sample: k geometric
+with parameter 1 - gamma, truncated at the trajectory's end), while the policy itself keeps collecting
+the data. Offline, on a fixed dataset, the same loss is GCBC.
+
+The policy is CRL's tanh-Gaussian actor (networks.Actor); the log-likelihood of a stored action a is
+that of x = atanh(a) under the Gaussian, with the tanh change of variables (actions are clipped to
++-(1 - 1e-6) first, so atanh stays finite). No critic, no entropy bonus, no reward.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import optax
+from flax import struct
+
+from deepcrl.agents.common import DataParallel, NetworkConfig, adam, global_norm
+from deepcrl.networks import TANH_LOG_PROB_EPS, Actor, deterministic_action, sample_tanh_gaussian
+from deepcrl.replay import Batch
+
+ACTION_CLIP = 1.0 - 1e-6  # stored actions are clipped to +-this before atanh
+
+
+@dataclass(frozen=True)
+class GCBCConfig(NetworkConfig):
+    """Only the actor's fields are used (GCBC has no critic)."""
+
+
+@struct.dataclass
+class GCBCState:
+    actor_params: Any  # parameters of pi(a | s, g)
+    actor_opt: Any  # Adam state of the actor
+    steps: jax.Array  # [] int32, SGD steps taken
+
+    def export(self) -> dict[str, Any]:
+        return {"actor_params": self.actor_params}
+
+    def watched_params(self) -> dict[str, Any]:
+        return {"actor parameters": self.actor_params}
+
+
+def tanh_gaussian_log_prob(mean: jax.Array, log_std: jax.Array, action: jax.Array) -> jax.Array:
+    """log pi(action) for a = tanh(x), x ~ N(mean, exp(log_std)^2), summed over the last axis. [..]"""
+    action = jnp.clip(action, -ACTION_CLIP, ACTION_CLIP)
+    x = jnp.arctanh(action)
+    z = (x - mean) * jnp.exp(-log_std)
+    gauss = -0.5 * jnp.square(z) - log_std - 0.5 * jnp.log(2.0 * jnp.pi)
+    return jnp.sum(gauss - jnp.log(1.0 - jnp.square(action) + TANH_LOG_PROB_EPS), axis=-1)
+
+
+class GCBC(DataParallel):
+    """The policy network and optimiser of one GCBC / GCSL agent (static), with pure init / act / update."""
+
+    data = "relabelled"  # batches of (state, action, future goal): replay.sample
+    watched = ("actor/loss", "actor/grad_norm")
+
+    def __init__(self, config: GCBCConfig, axis_name: str | None = None):
+        self.config = c = config
+        self.axis_name = axis_name
+        self.actor = Actor(width=c.actor_width, depth=c.actor_depth, action_size=c.action_size, unroll=c.actor_unroll, **c.trunk())
+        self.actor_optimizer = adam(c.actor_lr, c.max_grad_norm)
+
+    def init(self, key: jax.Array) -> GCBCState:
+        c = self.config
+        actor_params = self.actor.init(key, jnp.zeros((1, c.state_size + c.goal_size)))
+        return GCBCState(actor_params=actor_params, actor_opt=self.actor_optimizer.init(actor_params), steps=jnp.int32(0))
+
+    def param_groups(self, state: GCBCState) -> dict[str, Any]:
+        return {"actor": state.actor_params}
+
+    def act(self, actor_params: Any, obs: jax.Array, key: jax.Array | None = None, deterministic: bool = False) -> jax.Array:
+        """Actions for policy observations concat(state, goal); sampled unless deterministic (tanh(mean))."""
+        mean, log_std = self.actor.apply(actor_params, obs)
+        if deterministic:
+            return deterministic_action(mean)
+        action, _ = sample_tanh_gaussian(key, mean, log_std)
+        return action
+
+    def actor_loss(self, actor_params: Any, batch: Batch):
+        mean, log_std = self.actor.apply(actor_params, jnp.concatenate([batch.obs, batch.goal], axis=-1))
+        log_prob = tanh_gaussian_log_prob(mean, log_std, batch.action)
+        loss = -jnp.mean(log_prob)
+        return loss, {
+            "actor/loss": loss,
+            "actor/log_prob": -loss,
+            "actor/mse": jnp.mean(jnp.sum(jnp.square(deterministic_action(mean) - batch.action), axis=-1)),
+            "actor/std": jnp.mean(jnp.exp(log_std)),
+        }
+
+    def update(self, state: GCBCState, batch: Batch, key: jax.Array) -> tuple[GCBCState, dict[str, jax.Array]]:
+        """One SGD step of maximum likelihood on the relabelled batch (`key` is unused: the loss has no noise)."""
+        del key
+        (_, metrics), grads = jax.value_and_grad(self.actor_loss, has_aux=True)(state.actor_params, batch)
+        grads = self._device_mean_of_summed(grads)
+        updates, actor_opt = self.actor_optimizer.update(grads, state.actor_opt, state.actor_params)
+        metrics = self._mean_over_devices(metrics)
+        metrics["actor/grad_norm"] = global_norm(grads)
+        return GCBCState(actor_params=optax.apply_updates(state.actor_params, updates), actor_opt=actor_opt,
+                         steps=state.steps + 1), metrics
