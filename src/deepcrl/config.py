@@ -71,8 +71,8 @@ class Config:
     contrastive_loss: str = "fwd_infonce"  # fwd_infonce, bwd_infonce, sym_infonce, binary_nce
     logsumexp_penalty: float = 0.1  # coefficient of the logsumexp^2 regulariser
     entropy_scale: float | None = None  # crl / sac: target entropy = -entropy_scale x action size; default: the agent's (crl 0.5 as in the paper, sac 1.0 as in Haarnoja et al. 2018)
-    actor_lr: float = 3e-4  # Adam learning rate of the actor (every agent)
-    critic_lr: float = 3e-4  # Adam learning rate of the critic (crl: phi and psi; sac / td3: the two Q-networks)
+    actor_lr: float | None = None  # Adam learning rate of the actor; default: the agent's (3e-4; td3 1e-3 as in Fujimoto et al. 2018)
+    critic_lr: float | None = None  # Adam learning rate of the critic (crl: phi and psi; sac / td3: the two Q-networks); default as actor_lr
     alpha_lr: float = 3e-4  # crl / sac: Adam learning rate of the entropy temperature
 
     # --- data collection, replay and relabelling ---
@@ -117,6 +117,14 @@ class Config:
     @property
     def resolved_critic_width(self) -> int:
         return self.width if self.critic_width is None else self.critic_width
+
+    @property
+    def resolved_actor_lr(self) -> float:
+        return AGENT_LEARNING_RATE[self.agent] if self.actor_lr is None else self.actor_lr
+
+    @property
+    def resolved_critic_lr(self) -> float:
+        return AGENT_LEARNING_RATE[self.agent] if self.critic_lr is None else self.critic_lr
 
     @property
     def resolved_entropy_scale(self) -> float:
@@ -168,6 +176,9 @@ class Config:
 
 AGENT_NAMES = ("crl", "sac", "td3", "gcbc")
 AGENT_ENTROPY_SCALE = {"crl": 0.5, "sac": 1.0}  # the default target entropy of each agent that has one
+# Default Adam learning rate of actor and critic: the paper's 3e-4 for CRL; 3e-4 for SAC (Haarnoja et al.
+# 2018, Table 1) and GCBC (OGBench's GCBC); 1e-3 for TD3 (Fujimoto et al. 2018, Table 3).
+AGENT_LEARNING_RATE = {"crl": 3e-4, "sac": 3e-4, "td3": 1e-3, "gcbc": 3e-4}
 # Settings that only some agents read: giving one another value for another agent is an error.
 AGENT_FIELDS = {
     "her": ("sac", "td3"), "her_fraction": ("sac", "td3"), "reward": ("sac", "td3"), "goal_terminal": ("sac", "td3"),
@@ -224,7 +235,8 @@ def validate(config: Config) -> None:
                  "buffer_size", "total_env_steps", "num_evals", "num_eval_envs"):
         _positive(name, getattr(c, name))
     for name in ("actor_lr", "critic_lr", "alpha_lr"):
-        _positive(name, getattr(c, name), float)
+        if getattr(c, name) is not None:
+            _positive(name, getattr(c, name), float)
     if isinstance(c.unroll, bool) or not isinstance(c.unroll, int) or c.unroll < 0:
         raise ConfigError(f"unroll={c.unroll!r} is not allowed; use 0 (pick by measurement) or a positive number of blocks per scan step")
     for name in ("checkpoint_every",):

@@ -146,8 +146,8 @@ def build_agent(config: Config, axis_name: str | None = None) -> tuple[Env, Any]
         critic_unroll=resolve_unroll(config.unroll, critic_depth),
         remat=config.remat,
         matmul_dtype=config.matmul_dtype,
-        actor_lr=config.actor_lr,
-        critic_lr=config.critic_lr,
+        actor_lr=config.resolved_actor_lr,
+        critic_lr=config.resolved_critic_lr,
         max_grad_norm=config.max_grad_norm,
     )
     if config.agent == "crl":
@@ -245,13 +245,19 @@ class Trainer:
         return jax.tree_util.tree_map(cast, tree)
 
     # ----- collection -----
-    def _collect(self, actor_params, envs: EnvState, episode_ids: jax.Array, key: jax.Array, length: int):
+    def _collect(self, actor_params, envs: EnvState, episode_ids: jax.Array, key: jax.Array, length: int,
+                 uniform_actions: bool = False):
+        """`length` steps of every environment with the agent's exploration policy (or, with
+        `uniform_actions`, actions uniform in [-1, 1]), as a [length, num_envs] chunk of transitions."""
         env, agent = self.env, self.agent
 
         def one_step(carry, step_key):
             envs, episode_ids = carry
             obs = jax.vmap(env.observation)(envs)
-            actions = agent.act(actor_params, obs, step_key)
+            if uniform_actions:
+                actions = jax.random.uniform(step_key, (obs.shape[0], env.action_size), minval=-1.0, maxval=1.0)
+            else:
+                actions = agent.act(actor_params, obs, step_key)
             nxt, stepped = jax.vmap(lambda s, a: step_autoreset(env, s, a))(envs, actions)
             done = jnp.maximum(stepped.terminated, stepped.truncated) > 0
             transition = replay.Transition(
@@ -284,7 +290,8 @@ class Trainer:
         buffer = replay.init_buffer(c.buffer_size, n, env.state_size, env.action_size, env.goal_size, td=self.td_data)
         if c.prefill_steps > 0:
             envs, episode_ids, chunk, _ = self._collect(
-                agent_state.actor_params, envs, episode_ids, self._device_key(prefill_key), c.prefill_steps
+                agent_state.actor_params, envs, episode_ids, self._device_key(prefill_key), c.prefill_steps,
+                uniform_actions=self.agent.prefill_uniform,
             )
             buffer = replay.insert(buffer, chunk)
         return TrainState(

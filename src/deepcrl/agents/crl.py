@@ -78,6 +78,7 @@ class CRL(DataParallel):
     """
 
     data = "relabelled"  # batches of (state, action, future goal): replay.sample
+    prefill_uniform = False  # the initial policy collects the prefill (as in the paper's code)
     watched = ("critic/loss", "actor/loss", "alpha/loss", "critic/grad_norm", "actor/grad_norm")
 
     def __init__(self, config: CRLConfig, axis_name: str | None = None):

@@ -60,6 +60,7 @@ class GCBC(DataParallel):
     """The policy network and optimiser of one GCBC / GCSL agent (static), with pure init / act / update."""
 
     data = "relabelled"  # batches of (state, action, future goal): replay.sample
+    prefill_uniform = False  # the initial (stochastic) policy collects the prefill
     watched = ("actor/loss", "actor/grad_norm")
 
     def __init__(self, config: GCBCConfig, axis_name: str | None = None):

@@ -65,6 +65,7 @@ class SAC(DataParallel):
     """The networks and optimisers of one SAC agent (static), with pure init / act / update."""
 
     data = "td"  # batches with rewards, next states and terminal flags: replay.sample_td
+    prefill_uniform = False  # the initial (stochastic) policy collects the prefill
     watched = ("critic/loss", "actor/loss", "alpha/loss", "critic/grad_norm", "actor/grad_norm")
 
     def __init__(self, config: SACConfig, axis_name: str | None = None):

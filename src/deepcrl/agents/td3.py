@@ -61,6 +61,7 @@ class TD3(DataParallel):
     """The networks and optimisers of one TD3 agent (static), with pure init / act / update."""
 
     data = "td"  # batches with rewards, next states and terminal flags: replay.sample_td
+    prefill_uniform = True  # uniform random actions fill the buffer before the first update (Fujimoto et al. 2018's start steps): a fresh deterministic actor with 0.1 noise explores too little
     watched = ("critic/loss", "actor/loss", "critic/grad_norm", "actor/grad_norm")
 
     def __init__(self, config: TD3Config, axis_name: str | None = None):
