@@ -140,10 +140,54 @@ def check_train(run_dir: str, num_seeds: int) -> dict:
     }
 
 
+def check_baselines() -> dict:
+    """SAC, TD3 and GCBC: three whole updates on 2 devices (half batches) against 1 device, same global batch."""
+    from deepcrl.agents.gcbc import GCBC, GCBCConfig
+    from deepcrl.agents.sac import SAC, SACConfig
+    from deepcrl.agents.td3 import TD3, TD3Config
+
+    mesh = parallel.make_mesh(2)
+    rep, split = parallel.REPLICATED, parallel.SPLIT
+    sizes = dict(state_size=5, goal_size=2, action_size=3, actor_depth=4, critic_depth=4, actor_width=16, critic_width=16)
+    keys = jax.random.split(jax.random.PRNGKey(0), 8)
+    obs = jax.random.normal(keys[0], (GLOBAL_BATCH, 5))
+    td_batch = replay.TDBatch(
+        obs=obs, action=jax.random.uniform(keys[1], (GLOBAL_BATCH, 3), minval=-1, maxval=1),
+        goal=jax.random.normal(keys[2], (GLOBAL_BATCH, 2)), next_obs=obs + 0.1 * jax.random.normal(keys[3], (GLOBAL_BATCH, 5)),
+        reward=(jax.random.uniform(keys[4], (GLOBAL_BATCH,)) < 0.5).astype(jnp.float32),
+        terminal=(jax.random.uniform(keys[5], (GLOBAL_BATCH,)) < 0.2).astype(jnp.float32), relabelled=jnp.zeros((GLOBAL_BATCH,)),
+    )
+    bc_batch = replay.Batch(obs=td_batch.obs, action=td_batch.action, goal=td_batch.goal, offset=jnp.ones((GLOBAL_BATCH,), jnp.int32))
+    out = {}
+    for name, cls, cfg, batch in (("sac", SAC, SACConfig, td_batch), ("td3", TD3, TD3Config, td_batch), ("gcbc", GCBC, GCBCConfig, bc_batch)):
+        single, sharded = cls(cfg(**sizes)), cls(cfg(**sizes), axis_name=parallel.DATA_AXIS)
+        state = single.init(keys[6])
+
+        def three_steps(agent):
+            def run(state, batch, key):
+                metrics = None
+                for k in jax.random.split(key, 3):
+                    state, metrics = agent.update(state, batch, k)
+                return state, metrics
+            return run
+
+        after_1, metrics_1 = jax.jit(three_steps(single))(state, batch, keys[7])
+        after_2, metrics_2 = jax.jit(parallel.shard(three_steps(sharded), mesh, (rep, split, rep), (rep, rep)))(state, batch, keys[7])
+        diff = np.concatenate([np.abs(np.asarray(x, np.float64) - np.asarray(y, np.float64)).ravel()
+                               for x, y in zip(jax.tree_util.tree_leaves(after_2), jax.tree_util.tree_leaves(after_1))])
+        step = np.concatenate([np.abs(np.asarray(x, np.float64) - np.asarray(y, np.float64)).ravel()
+                               for x, y in zip(jax.tree_util.tree_leaves(after_1), jax.tree_util.tree_leaves(state))])
+        out[name] = {"params_diff_over_step": float(diff.mean() / step.mean()),
+                     "metrics_rel_diff": _max_rel_diff(metrics_2, metrics_1)}
+    return out
+
+
 if __name__ == "__main__":
     case = sys.argv[1]
     if case == "update":
         result = check_update()
+    elif case == "baselines":
+        result = check_baselines()
     elif case == "train":
         seeds = int(sys.argv[sys.argv.index("--num-seeds") + 1]) if "--num-seeds" in sys.argv else 1
         result = check_train(sys.argv[2], seeds)

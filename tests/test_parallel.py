@@ -52,6 +52,18 @@ def test_the_equality_check_would_catch_per_device_negatives(update_report):
     assert update_report["local_negatives_critic_grads_rel_diff"] > 1e-2
 
 
+@pytest.mark.parametrize("agent", ["sac", "td3", "gcbc"])
+def test_baselines_on_two_devices_follow_their_one_device_updates(agent, baselines_report):
+    r = baselines_report[agent]
+    assert r["params_diff_over_step"] < 1e-2, r
+    assert r["metrics_rel_diff"] < 1e-3, r
+
+
+@pytest.fixture(scope="module")
+def baselines_report() -> dict:
+    return _worker("baselines")
+
+
 def test_a_two_device_two_seed_run_trains_checkpoints_and_resumes_exactly(tmp_path):
     r = _worker("train", str(tmp_path / "run"), "--num-seeds", "2")
     assert r["devices"] == 2

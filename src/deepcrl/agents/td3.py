@@ -140,6 +140,7 @@ class TD3(DataParallel):
                 target_actor_params=polyak(state.target_actor_params, actor_params, c.tau),
                 target_critic_params=polyak(state.target_critic_params, state.critic_params, c.tau),
             )
+            actor_metrics = self._mean_over_devices(actor_metrics)  # replicated, like the other branch's outputs
             return state, {**actor_metrics, "actor/grad_norm": global_norm(actor_grads), "actor/updated": jnp.float32(1.0)}
 
         def skipped(state: TD3State):
@@ -148,8 +149,7 @@ class TD3(DataParallel):
 
         # the first step (steps = 1 after the Q update) updates the actor too, then every policy_delay-th
         state, actor_metrics = jax.lax.cond((state.steps - 1) % c.policy_delay == 0, delayed, skipped, state)
-        metrics = {**target_metrics, **critic_metrics}
-        metrics = self._mean_over_devices(metrics)
-        metrics.update(self._mean_over_devices(actor_metrics))
+        metrics = self._mean_over_devices({**target_metrics, **critic_metrics})
+        metrics.update(actor_metrics)
         metrics["critic/grad_norm"] = global_norm(critic_grads)
         return state, metrics
