@@ -343,3 +343,15 @@ def test_sac_and_td3_learn_a_dense_reward_on_the_open_arena(dense_run):
     assert float(trained["eval/final_distance"]) < 0.5 * float(random["eval/final_distance"]), (name, trained, random)
     assert float(trained["eval/success"]) >= float(random["eval/success"]) + 0.3, (name, trained, random)
     assert result.history[-1]["replay/reward"] > result.history[0]["replay/reward"]  # the collected data gets closer to the goals
+
+
+@pytest.mark.parametrize("agent, groups", [("crl", ["actor", "phi", "psi"]), ("sac", ["actor", "q (x2)"]),
+                                           ("td3", ["actor", "q (x2)"]), ("gcbc", ["actor"])])
+def test_dry_run_counts_each_agents_networks(agent, groups):
+    from deepcrl.dry_run import plan_run
+
+    plan = plan_run(Config(agent=agent, depth=8, width=64))  # raises if the built networks differ from param_count
+    assert list(plan.params) == groups
+    assert (plan.memory is None) == (agent != "crl")
+    if agent in ("sac", "td3"):  # two Q-networks over (state, action, goal) -> 1, depth 8 width 64, point maze sizes
+        assert plan.params["q (x2)"] == 2 * (8 * 64 + 64 + 128 + 8 * (64 * 64 + 64 + 128) + 64 + 1)

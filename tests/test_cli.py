@@ -62,6 +62,11 @@ BAD_TRAIN = {
     "num_seeds_zero": (["--num-seeds", "0"], ["num_seeds=0"]),
     "seeds_past_the_largest": (["--seed", "4294967295", "--num-seeds", "2"], ["seed=4294967295", "num_seeds=2"]),
     "unknown_matmul_dtype": (["--matmul-dtype", "float16"], ["'float16'", "bfloat16"]),
+    "unknown_agent": (["--agent", "ppo"], ["agent='ppo'", "gcbc"]),
+    "her_with_crl": (["--her"], ["her=True", "--agent sac"]),
+    "td3_flag_with_sac": (["--agent", "sac", "--policy-delay", "4"], ["policy_delay=4", "--agent td3"]),
+    "dense_reward_with_gcbc": (["--agent", "gcbc", "--reward", "dense"], ["reward='dense'", "--agent gcbc"]),
+    "her_fraction_above_one": (["--agent", "td3", "--her", "--her-fraction", "2"], ["her_fraction=2.0"]),
 }
 
 

@@ -61,6 +61,7 @@ class RunProgress:
         table.add_column("what", style="bold")
         table.add_column("value")
         last = result.metrics
+        table.add_row("agent", c.agent + (" + HER" if c.her else "") + ("" if c.agent not in ("sac", "td3") else f", {c.reward} reward"))
         table.add_row("networks", f"actor depth {c.resolved_actor_depth} width {c.resolved_actor_width}; critic depth {c.resolved_critic_depth} width {c.resolved_critic_width}")
         table.add_row("steps", f"{int(last['env_steps']):,} env steps, {int(last['sgd_steps']):,} SGD steps of batch {c.batch_size}")
         table.add_row("wall clock", f"{seconds:.0f} s")
