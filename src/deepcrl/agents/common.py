@@ -33,7 +33,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from deepcrl.networks import ResidualMLP
+from deepcrl.networks import ResidualMLP, deterministic_action, sample_tanh_gaussian
 
 
 @dataclass(frozen=True)
@@ -80,6 +80,27 @@ def polyak(target: Any, online: Any, tau: float) -> Any:
 
 def all_finite(tree: Any) -> jax.Array:
     return jnp.all(jnp.stack([jnp.all(jnp.isfinite(leaf)) for leaf in jax.tree_util.tree_leaves(tree)]))
+
+
+def temperature_loss(log_alpha: jax.Array, log_prob: jax.Array, target_entropy: float):
+    """alpha x (entropy - target): gradient descent raises alpha while the policy's entropy is below the target."""
+    alpha = jnp.exp(log_alpha)
+    loss = alpha * jnp.mean(jax.lax.stop_gradient(-log_prob - target_entropy))
+    return loss, {"alpha/loss": loss, "alpha/value": alpha}
+
+
+class TanhGaussianPolicy:
+    """`act` for an agent whose `self.actor` is a networks.Actor (CRL, SAC, GCBC)."""
+
+    actor: Any
+
+    def act(self, actor_params: Any, obs: jax.Array, key: jax.Array | None = None, deterministic: bool = False) -> jax.Array:
+        """Actions for policy observations concat(state, goal); sampled unless deterministic (tanh(mean))."""
+        mean, log_std = self.actor.apply(actor_params, obs)
+        if deterministic:
+            return deterministic_action(mean)
+        action, _ = sample_tanh_gaussian(key, mean, log_std)
+        return action
 
 
 class TwinQ:

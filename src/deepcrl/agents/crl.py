@@ -33,8 +33,8 @@ import optax
 from flax import struct
 
 from deepcrl import losses
-from deepcrl.agents.common import DataParallel, NetworkConfig, adam, global_norm
-from deepcrl.networks import Actor, ResidualMLP, deterministic_action, sample_tanh_gaussian
+from deepcrl.agents.common import DataParallel, NetworkConfig, TanhGaussianPolicy, adam, global_norm, temperature_loss
+from deepcrl.networks import Actor, ResidualMLP, sample_tanh_gaussian
 from deepcrl.replay import Batch
 
 
@@ -70,7 +70,7 @@ class CRLState:
         return {"critic parameters": self.critic_params, "actor parameters": self.actor_params, "log alpha": self.log_alpha}
 
 
-class CRL(DataParallel):
+class CRL(DataParallel, TanhGaussianPolicy):
     """The networks and optimisers of one CRL agent (static), with pure init / act / update.
 
     `axis_name`: the mesh axis the batch is split over when `update` runs inside shard_map (None on
@@ -116,14 +116,6 @@ class CRL(DataParallel):
         )
 
     # ----- acting -----
-    def act(self, actor_params: Any, obs: jax.Array, key: jax.Array | None = None, deterministic: bool = False) -> jax.Array:
-        """Actions for policy observations concat(state, goal); sampled unless deterministic (tanh(mean))."""
-        mean, log_std = self.actor.apply(actor_params, obs)
-        if deterministic:
-            return deterministic_action(mean)
-        action, _ = sample_tanh_gaussian(key, mean, log_std)
-        return action
-
     # ----- the critic -----
     def representations(self, critic_params: Any, obs: jax.Array, action: jax.Array, goal: jax.Array):
         phi = self.sa_encoder.apply(critic_params["sa"], jnp.concatenate([obs, action], axis=-1))
@@ -170,9 +162,7 @@ class CRL(DataParallel):
         return loss, (metrics, log_prob)
 
     def alpha_loss(self, log_alpha: jax.Array, log_prob: jax.Array):
-        alpha = jnp.exp(log_alpha)
-        loss = alpha * jnp.mean(jax.lax.stop_gradient(-log_prob - self.config.target_entropy))
-        return loss, {"alpha/loss": loss, "alpha/value": alpha}
+        return temperature_loss(log_alpha, log_prob, self.config.target_entropy)
 
     # ----- one SGD step -----
     def gradients(self, state: CRLState, batch: Batch, key: jax.Array) -> tuple[dict[str, Any], dict[str, jax.Array]]:

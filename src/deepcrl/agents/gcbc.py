@@ -22,8 +22,8 @@ import jax.numpy as jnp
 import optax
 from flax import struct
 
-from deepcrl.agents.common import DataParallel, NetworkConfig, adam, global_norm
-from deepcrl.networks import TANH_LOG_PROB_EPS, Actor, deterministic_action, sample_tanh_gaussian
+from deepcrl.agents.common import DataParallel, NetworkConfig, TanhGaussianPolicy, adam, global_norm
+from deepcrl.networks import TANH_LOG_PROB_EPS, Actor, deterministic_action
 from deepcrl.replay import Batch
 
 ACTION_CLIP = 1.0 - 1e-6  # stored actions are clipped to +-this before atanh
@@ -56,7 +56,7 @@ def tanh_gaussian_log_prob(mean: jax.Array, log_std: jax.Array, action: jax.Arra
     return jnp.sum(gauss - jnp.log(1.0 - jnp.square(action) + TANH_LOG_PROB_EPS), axis=-1)
 
 
-class GCBC(DataParallel):
+class GCBC(DataParallel, TanhGaussianPolicy):
     """The policy network and optimiser of one GCBC / GCSL agent (static), with pure init / act / update."""
 
     data = "relabelled"  # batches of (state, action, future goal): replay.sample
@@ -76,14 +76,6 @@ class GCBC(DataParallel):
 
     def param_groups(self, state: GCBCState) -> dict[str, Any]:
         return {"actor": state.actor_params}
-
-    def act(self, actor_params: Any, obs: jax.Array, key: jax.Array | None = None, deterministic: bool = False) -> jax.Array:
-        """Actions for policy observations concat(state, goal); sampled unless deterministic (tanh(mean))."""
-        mean, log_std = self.actor.apply(actor_params, obs)
-        if deterministic:
-            return deterministic_action(mean)
-        action, _ = sample_tanh_gaussian(key, mean, log_std)
-        return action
 
     def actor_loss(self, actor_params: Any, batch: Batch):
         mean, log_std = self.actor.apply(actor_params, jnp.concatenate([batch.obs, batch.goal], axis=-1))

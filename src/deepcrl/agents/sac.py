@@ -25,8 +25,8 @@ import jax.numpy as jnp
 import optax
 from flax import struct
 
-from deepcrl.agents.common import DataParallel, NetworkConfig, TwinQ, adam, global_norm, polyak
-from deepcrl.networks import Actor, deterministic_action, sample_tanh_gaussian
+from deepcrl.agents.common import DataParallel, NetworkConfig, TanhGaussianPolicy, TwinQ, adam, global_norm, polyak, temperature_loss
+from deepcrl.networks import Actor, sample_tanh_gaussian
 from deepcrl.replay import TDBatch
 
 
@@ -61,7 +61,7 @@ class SACState:
                 "target critic parameters": self.target_critic_params, "log alpha": self.log_alpha}
 
 
-class SAC(DataParallel):
+class SAC(DataParallel, TanhGaussianPolicy):
     """The networks and optimisers of one SAC agent (static), with pure init / act / update."""
 
     data = "td"  # batches with rewards, next states and terminal flags: replay.sample_td
@@ -93,14 +93,6 @@ class SAC(DataParallel):
     def param_groups(self, state: SACState) -> dict[str, Any]:
         return {"actor": state.actor_params, "q (x2)": state.critic_params}
 
-    def act(self, actor_params: Any, obs: jax.Array, key: jax.Array | None = None, deterministic: bool = False) -> jax.Array:
-        """Actions for policy observations concat(state, goal); sampled unless deterministic (tanh(mean))."""
-        mean, log_std = self.actor.apply(actor_params, obs)
-        if deterministic:
-            return deterministic_action(mean)
-        action, _ = sample_tanh_gaussian(key, mean, log_std)
-        return action
-
     def _policy_sample(self, actor_params: Any, obs: jax.Array, goal: jax.Array, key: jax.Array):
         mean, log_std = self.actor.apply(actor_params, jnp.concatenate([obs, goal], axis=-1))
         return sample_tanh_gaussian(None, mean, log_std, eps=self._batch_normal(key, mean.shape, mean.dtype))
@@ -125,9 +117,7 @@ class SAC(DataParallel):
         return loss, ({"actor/loss": loss, "actor/q": jnp.mean(q), "actor/entropy": -jnp.mean(log_prob)}, log_prob)
 
     def alpha_loss(self, log_alpha: jax.Array, log_prob: jax.Array):
-        alpha = jnp.exp(log_alpha)
-        loss = alpha * jnp.mean(jax.lax.stop_gradient(-log_prob - self.config.target_entropy))
-        return loss, {"alpha/loss": loss, "alpha/value": alpha}
+        return temperature_loss(log_alpha, log_prob, self.config.target_entropy)
 
     def update(self, state: SACState, batch: TDBatch, key: jax.Array) -> tuple[SACState, dict[str, jax.Array]]:
         """One SGD step: Q-networks, then actor and alpha (with the updated Q-networks), then targets."""
