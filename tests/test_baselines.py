@@ -276,7 +276,8 @@ def _random_policy(obs):
     return jax.random.uniform(jax.random.PRNGKey(0), (obs.shape[0], 2), minval=-1.0, maxval=1.0)
 
 
-@pytest.fixture(scope="module", params=list(AGENT_RUNS))
+# Each agent's run is trained once per test session: its tests share one pytest-xdist group (one worker).
+@pytest.fixture(scope="module", params=[pytest.param(name, marks=pytest.mark.xdist_group(f"baseline-{name}")) for name in AGENT_RUNS])
 def agent_run(request, tmp_path_factory):
     name = request.param
     config = _agent_config(name, tmp_path_factory.mktemp(name) / "run")
@@ -326,7 +327,7 @@ def test_each_agent_resumes_to_the_same_run(agent_run, tmp_path):
     assert (run_dir / "checkpoint" / "agent.msgpack").read_bytes() == original
 
 
-@pytest.fixture(scope="module", params=["sac", "td3"])
+@pytest.fixture(scope="module", params=[pytest.param(name, marks=pytest.mark.xdist_group(f"dense-{name}")) for name in ("sac", "td3")])
 def dense_run(request, tmp_path_factory):
     name = request.param
     config = _agent_config(name, tmp_path_factory.mktemp(f"{name}-dense") / "run", her=False, reward="dense", checkpoint_every=0)

@@ -111,7 +111,7 @@ def plan_run(config: Config) -> RunPlan:
     env, agent = build_agent(c)
     s, g, a = env.state_size, env.goal_size, env.action_size
 
-    buffer = jax.eval_shape(functools.partial(replay.init_buffer, c.buffer_size, c.num_envs, s, a, g))
+    buffer = jax.eval_shape(functools.partial(replay.init_buffer, c.buffer_size, c.num_envs, s, a, g, td=agent.data == "td"))
     shapes = jax.eval_shape(agent.init, jax.random.PRNGKey(0))
     params = {name: count_params(tree) for name, tree in agent.param_groups(shapes).items()}
     closed_form = closed_form_params(c, s, g, a)
