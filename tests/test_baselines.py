@@ -240,6 +240,7 @@ def test_gcbc_likelihood_is_the_actors_and_an_update_raises_it():
     (dict(agent="sac", reward="shaped"), "reward='shaped' is not allowed; choose one of: sparse, dense"),
     (dict(agent="sac", her=True, her_fraction=1.5), "her_fraction=1.5 is not allowed; it must lie in [0, 1]"),
     (dict(agent="td3", tau=0.0), "tau=0.0 is not allowed; it must lie in (0, 1]"),
+    (dict(agent="sac", her_fraction=0.5), "her_fraction=0.5 is not allowed without --her"),
 ])
 def test_agent_settings_are_checked(overrides, message):
     with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)").replace("[", r"\[").replace("]", r"\]").replace("+", r"\+")):

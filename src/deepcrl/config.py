@@ -256,6 +256,8 @@ def validate(config: Config) -> None:
         if c.agent not in agents and getattr(c, name) != getattr(defaults, name):
             users = " or ".join(f"--agent {a}" for a in agents)
             raise ConfigError(f"{name}={getattr(c, name)!r} is not allowed with --agent {c.agent}; it applies to {users} only")
+    if not c.her and c.her_fraction != defaults.her_fraction:
+        raise ConfigError(f"her_fraction={c.her_fraction!r} is not allowed without --her; add --her to relabel goals")
     _choice("reward", c.reward, REWARDS)
     for name in ("her_fraction",):
         value = getattr(c, name)
