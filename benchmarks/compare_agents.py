@@ -12,12 +12,15 @@ can be stopped and started again. Prints the table of final scores (mean of the 
 per seed, mean +- standard error over seeds), writes them with every evaluation's curve to the JSON,
 and draws the curves (success and time at goal against env steps) to `--plot`.
 
-    python benchmarks/compare_agents.py                                 # point_u_maze, depth 4 and 16, 3 seeds, 2M steps
+    python benchmarks/compare_agents.py                                 # point_u_maze, depth 4 and 16, 3 seeds, 4M steps
     python benchmarks/compare_agents.py --quick                         # a smoke test: seconds per run
+    python benchmarks/compare_agents.py --env ant_big_maze --depths 4 64 --total-env-steps 100000000 --train-flags "--preset paper"
 """
 
 from __future__ import annotations
 
+import json
+import shlex
 import subprocess
 import sys
 import time
@@ -39,17 +42,19 @@ def main() -> None:
     parser.add_argument("--depths", type=int, nargs="+", default=[4, 16])
     parser.add_argument("--agents", nargs="+", default=list(AGENTS), choices=list(AGENTS))
     parser.add_argument("--num-seeds", type=int, default=3)
-    parser.add_argument("--total-env-steps", type=int, default=2_000_000)
+    parser.add_argument("--total-env-steps", type=int, default=4_000_000)
     parser.add_argument("--num-evals", type=int, default=10)
     parser.add_argument("--runs", type=Path, default=Path("runs/compare_agents"), help="where the run directories go")
+    parser.add_argument("--train-flags", default="", help="more `deepcrl train` flags for every run, one string "
+                        "(e.g. \"--preset paper\" for a GPU comparison on a MuJoCo task)")
     parser.add_argument("--plot", type=Path, default=None, help="PNG of the curves (default: next to the JSON)")
     args = parser.parse_args()
     header("compare_agents", args.quick)
     started = time.time()
-    extra = []
+    extra = shlex.split(args.train_flags)
     if args.quick:
         args.total_env_steps, args.num_evals = 16 * 25 * 4, 2
-        extra = ["--num-envs", "16", "--batch-size", "64", "--updates-per-epoch", "4", "--prefill-steps", "50",
+        extra += ["--num-envs", "16", "--batch-size", "64", "--updates-per-epoch", "4", "--prefill-steps", "50",
                  "--buffer-size", "200", "--width", "32", "--num-eval-envs", "16", "--checkpoint-every", "0"]
 
     rows, curves = [], {}
@@ -61,7 +66,8 @@ def main() -> None:
                                     "--run-dir", str(run_dir), "--no-progress", "--no-tensorboard"] + extra
             seconds = _train(run_dir, flags)
             history = _read(run_dir)
-            seeds = list(range(args.num_seeds))
+            first_seed = json.loads((run_dir / "config.json").read_text())["seed"]  # --train-flags may set --seed
+            seeds = list(range(first_seed, first_seed + args.num_seeds))
             last = history[-5:]
             score = {s: sum(r[_col("eval/success", s, args.num_seeds)] for r in last) / len(last) for s in seeds}
             time_at_goal = {s: sum(r[_col("eval/time_at_goal", s, args.num_seeds)] for r in last) / len(last) for s in seeds}
