@@ -187,7 +187,6 @@ AGENT_FIELDS = {
     "repr_dim": ("crl",), "energy": ("crl",), "contrastive_loss": ("crl",), "logsumexp_penalty": ("crl",),
     "critic_depth": ("crl", "sac", "td3"), "critic_width": ("crl", "sac", "td3"), "critic_lr": ("crl", "sac", "td3"),
 }
-REWARDS = ("sparse", "dense")
 ACTIVATIONS = ("swish", "relu")
 MATMUL_DTYPES = ("float32", "bfloat16")
 TRAIN_STARTS = ("free", "start_cells")
@@ -214,6 +213,7 @@ def _choice(name: str, value: Any, allowed: tuple[str, ...]) -> None:
 def validate(config: Config) -> None:
     """Check every field and every combination; raise ConfigError (one line) on the first problem."""
     from deepcrl.losses import ENERGY_NAMES, LOSS_NAMES
+    from deepcrl.replay import REWARD_KINDS
 
     c = config
     check_types(c)
@@ -258,11 +258,9 @@ def validate(config: Config) -> None:
             raise ConfigError(f"{name}={getattr(c, name)!r} is not allowed with --agent {c.agent}; it applies to {users} only")
     if not c.her and c.her_fraction != defaults.her_fraction:
         raise ConfigError(f"her_fraction={c.her_fraction!r} is not allowed without --her; add --her to relabel goals")
-    _choice("reward", c.reward, REWARDS)
-    for name in ("her_fraction",):
-        value = getattr(c, name)
-        if not 0 <= value <= 1:
-            raise ConfigError(f"{name}={value!r} is not allowed; it must lie in [0, 1]")
+    _choice("reward", c.reward, REWARD_KINDS)
+    if not 0 <= c.her_fraction <= 1:
+        raise ConfigError(f"her_fraction={c.her_fraction!r} is not allowed; it must lie in [0, 1]")
     if not 0 < c.tau <= 1:
         raise ConfigError(f"tau={c.tau!r} is not allowed; it must lie in (0, 1]")
     _positive("policy_delay", c.policy_delay)

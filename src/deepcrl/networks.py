@@ -260,12 +260,25 @@ def sample_tanh_gaussian(
     std = jnp.exp(log_std)
     if eps is None:
         eps = jax.random.normal(key, jnp.shape(mean), dtype=jnp.result_type(mean))
-    x = mean + std * eps
-    action = jnp.tanh(x)
-    # Normal(mean, std).logpdf(x) written in terms of eps = (x - mean) / std.
+    action = jnp.tanh(mean + std * eps)
+    return action, _tanh_gaussian_log_density(eps, log_std, action)
+
+
+def _tanh_gaussian_log_density(eps: jax.Array, log_std: jax.Array, action: jax.Array) -> jax.Array:
+    """sum over the last axis of [Normal(mean, std).logpdf(x) - log(1 - a^2 + 1e-6)], the Gaussian's
+    log-density written in terms of eps = (x - mean) / std, for a = tanh(x)."""
     gauss_logpdf = -0.5 * jnp.square(eps) - log_std - 0.5 * jnp.log(2.0 * jnp.pi)
-    log_prob = jnp.sum(gauss_logpdf - jnp.log(1.0 - jnp.square(action) + TANH_LOG_PROB_EPS), axis=-1)
-    return action, log_prob
+    return jnp.sum(gauss_logpdf - jnp.log(1.0 - jnp.square(action) + TANH_LOG_PROB_EPS), axis=-1)
+
+
+ACTION_CLIP = 1.0 - 1e-6  # given actions are clipped to +-this before atanh (tanh_gaussian_log_prob)
+
+
+def tanh_gaussian_log_prob(mean: jax.Array, log_std: jax.Array, action: jax.Array) -> jax.Array:
+    """log pi(action) for a = tanh(x), x ~ N(mean, exp(log_std)^2), summed over the last axis. [..]"""
+    action = jnp.clip(action, -ACTION_CLIP, ACTION_CLIP)
+    eps = (jnp.arctanh(action) - mean) * jnp.exp(-log_std)
+    return _tanh_gaussian_log_density(eps, log_std, action)
 
 
 def deterministic_action(mean: jax.Array) -> jax.Array:
@@ -288,5 +301,6 @@ __all__ = [
     "param_count",
     "resolve_backward_saves",
     "sample_tanh_gaussian",
+    "tanh_gaussian_log_prob",
     "validate_network",
 ]

@@ -23,11 +23,8 @@ import optax
 from flax import struct
 
 from deepcrl.agents.common import DataParallel, NetworkConfig, TanhGaussianPolicy, adam, global_norm
-from deepcrl.networks import TANH_LOG_PROB_EPS, Actor, deterministic_action
+from deepcrl.networks import Actor, deterministic_action, tanh_gaussian_log_prob
 from deepcrl.replay import Batch
-
-ACTION_CLIP = 1.0 - 1e-6  # stored actions are clipped to +-this before atanh
-
 
 @dataclass(frozen=True)
 class GCBCConfig(NetworkConfig):
@@ -45,15 +42,6 @@ class GCBCState:
 
     def watched_params(self) -> dict[str, Any]:
         return {"actor parameters": self.actor_params}
-
-
-def tanh_gaussian_log_prob(mean: jax.Array, log_std: jax.Array, action: jax.Array) -> jax.Array:
-    """log pi(action) for a = tanh(x), x ~ N(mean, exp(log_std)^2), summed over the last axis. [..]"""
-    action = jnp.clip(action, -ACTION_CLIP, ACTION_CLIP)
-    x = jnp.arctanh(action)
-    z = (x - mean) * jnp.exp(-log_std)
-    gauss = -0.5 * jnp.square(z) - log_std - 0.5 * jnp.log(2.0 * jnp.pi)
-    return jnp.sum(gauss - jnp.log(1.0 - jnp.square(action) + TANH_LOG_PROB_EPS), axis=-1)
 
 
 class GCBC(DataParallel, TanhGaussianPolicy):
