@@ -355,3 +355,47 @@ def test_make_env(tmp_path):
         with pytest.raises(ConfigError) as info:
             bad()
         assert needle in str(info.value) and "\n" not in str(info.value)
+
+
+def test_chain_goals_gives_a_reached_goal_a_successor_without_resetting():
+    """--chain-goals: the step that reaches the goal keeps the position, step count and episode, and
+    aims at a fresh training goal (distance and success recomputed); without it the goal stays."""
+    env = make_env("point_open", episode_length=50, goal_threshold=0.5)
+    s = place(env, env.reset(jax.random.PRNGKey(3)), jnp.array([2.5, 2.5]))
+    s = s.replace(goal=jnp.array([2.5, 2.6]))  # within the threshold after any small step
+    zero = jnp.zeros(2)
+    chained_next, stepped = jax.jit(lambda s: step_autoreset(env, s, zero, chain_goals=True))(s)
+    plain_next, _ = jax.jit(lambda s: step_autoreset(env, s, zero))(s)
+    assert float(stepped.success) == 1.0
+    np.testing.assert_array_equal(plain_next.goal, s.goal)  # the paper's: the episode keeps its goal
+    assert not np.allclose(chained_next.goal, s.goal)  # a new goal ...
+    np.testing.assert_array_equal(chained_next.obs, stepped.obs)  # ... from where the agent is
+    assert int(chained_next.step) == int(stepped.step) == 1  # the episode goes on
+    expected = float(jnp.linalg.norm(chained_next.obs[:2] - chained_next.goal))
+    assert float(chained_next.distance) == pytest.approx(expected, abs=1e-5)
+    assert float(chained_next.success) == float(expected < 0.5)
+    # A step that does not reach the goal keeps it, chained or not.
+    far = s.replace(goal=jnp.array([5.5, 5.5]))
+    kept, stepped = jax.jit(lambda s: step_autoreset(env, s, zero, chain_goals=True))(far)
+    assert float(stepped.success) == 0.0
+    np.testing.assert_array_equal(kept.goal, far.goal)
+
+
+def test_chain_goals_strings_goals_together_over_an_episode():
+    """A policy that walks straight to its goal reaches several goals per episode with chaining, one without."""
+    env = make_env("point_open", episode_length=100, goal_threshold=0.5)
+    n = 64
+
+    def run(key, chain):
+        def body(s, _):
+            a = jnp.clip((s.goal - s.obs[:, :2]) / env.max_speed, -1, 1)  # straight at the goal (open arena)
+            nxt, stepped = jax.vmap(lambda s_, a_: step_autoreset(env, s_, a_, chain))(s, a)
+            return nxt, (stepped.success, stepped.goal)
+
+        s = jax.vmap(env.reset)(jax.random.split(key, n))
+        return jax.lax.scan(body, s, None, length=99)[1]
+
+    for chain, expect in ((False, 1), (True, 3)):
+        success, goals = map(np.asarray, jax.jit(lambda k: run(k, chain))(jax.random.PRNGKey(5)))
+        distinct = np.mean([len({tuple(g) for g in goals[:, i]}) for i in range(n)])
+        assert distinct >= expect if chain else distinct == expect, (chain, distinct)

@@ -229,17 +229,18 @@ def _eval(argv: Sequence[str]) -> int:
     args = _parse(EvalArgs, argv, prog="deepcrl eval", description="Evaluate a trained run's checkpoint.")
     if args.num_envs <= 0:
         raise ConfigError(f"num_envs={args.num_envs} is not allowed; it must be a positive integer")
-    from deepcrl.training import metric_columns
+    from deepcrl.training import evaluation_policy, metric_columns
 
     config, env, agent, payload = load_checkpoint(args.run_dir)
-    evaluate = make_evaluate(env, args.num_envs)
+    samples = config.eval_action_samples  # evaluate the way the run evaluated (deterministic by default)
+    evaluate = make_evaluate(env, args.num_envs, policy_takes_key=samples > 0)
 
-    def run(actor_params, key):
-        return evaluate(lambda obs: agent.act(actor_params, obs, deterministic=True), key)
+    def run(params, key):
+        return evaluate(evaluation_policy(agent, params, samples), key)
 
     if config.num_seeds > 1:  # every seed of the run on the same episodes: mean, standard error, each seed
         run = jax.vmap(run, in_axes=(0, None))
-    metrics = jax.device_get(jax.jit(run)(payload["actor_params"], jax.random.PRNGKey(args.seed)))
+    metrics = jax.device_get(jax.jit(run)(payload, jax.random.PRNGKey(args.seed)))
     metrics = metric_columns(metrics, config)
     if args.json:
         print(json.dumps(metrics, indent=2))

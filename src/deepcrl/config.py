@@ -38,6 +38,7 @@ class Config:
     goal_threshold: float | None = None  # success radius around the goal; default: the task's (point 0.5 cells, ant/humanoid 0.5 m, arms 0.1 m)
     train_starts: str | None = None  # point mass only: where training episodes start: free (any free cell, the default) or start_cells
     train_goals: str | None = None  # point mass only: where training goals are drawn: free (any free cell, the default) or goal_cells
+    chain_goals: bool = False  # ours, not the paper's: a training episode that reaches its goal goes on towards a fresh one, so episodes travel far (docs/long_horizons.md)
 
     # --- agent (docs/baselines.md) ---
     agent: str = "crl"  # crl (contrastive RL), sac or td3 (TD baselines with twin Q and target networks), gcbc (goal-conditioned behaviour cloning of its own relabelled data, i.e. GCSL)
@@ -50,6 +51,11 @@ class Config:
     noise_clip: float = 0.5  # td3: the smoothing noise is clipped to +-noise_clip (Fujimoto et al. 2018)
     policy_delay: int = 2  # td3: Q updates per actor and target update (Fujimoto et al. 2018)
     exploration_noise: float = 0.1  # td3: std of the Gaussian action noise while collecting (Fujimoto et al. 2018)
+    preactivation_penalty: float = 0.0  # td3: coefficient of mean(pre-tanh action^2) in the actor loss against tanh saturation (HER's DDPG used 1.0); 0 = plain TD3
+
+    # --- acting ---
+    explore_action_samples: int = 1  # actions while collecting: 1 = one sample of the policy (the paper's), 0 = its deterministic action, K >= 2 = the best of K policy samples by the critic (crl, sac; the reference code's --expl_actor K)
+    eval_action_samples: int = 0  # actions while evaluating: 0 = the deterministic tanh(mean) (the paper's), 1 = one policy sample, K >= 2 = the best of K policy samples by the critic (crl, sac; the reference code's --eval_actor K)
 
     # --- networks ---
     depth: int = 8  # Dense layers inside residual blocks, a multiple of 4 (both networks)
@@ -183,10 +189,11 @@ AGENT_LEARNING_RATE = {"crl": 3e-4, "sac": 3e-4, "td3": 1e-3, "gcbc": 3e-4}
 AGENT_FIELDS = {
     "her": ("sac", "td3"), "her_fraction": ("sac", "td3"), "reward": ("sac", "td3"), "goal_terminal": ("sac", "td3"),
     "tau": ("sac", "td3"), "policy_noise": ("td3",), "noise_clip": ("td3",), "policy_delay": ("td3",),
-    "exploration_noise": ("td3",), "entropy_scale": ("crl", "sac"), "alpha_lr": ("crl", "sac"),
+    "exploration_noise": ("td3",), "preactivation_penalty": ("td3",), "entropy_scale": ("crl", "sac"), "alpha_lr": ("crl", "sac"),
     "repr_dim": ("crl",), "energy": ("crl",), "contrastive_loss": ("crl",), "logsumexp_penalty": ("crl",),
     "critic_depth": ("crl", "sac", "td3"), "critic_width": ("crl", "sac", "td3"), "critic_lr": ("crl", "sac", "td3"),
 }
+BEST_OF_K_AGENTS = ("crl", "sac")  # agents whose actions can be picked as the best of K policy samples by their critic
 ACTIVATIONS = ("swish", "relu")
 MATMUL_DTYPES = ("float32", "bfloat16")
 TRAIN_STARTS = ("free", "start_cells")
@@ -251,6 +258,12 @@ def validate(config: Config) -> None:
     if isinstance(c.seed, bool) or not isinstance(c.seed, int) or not 0 <= c.seed < 2**32:
         raise ConfigError(f"seed={c.seed!r} is not allowed; it must be an integer in [0, 2^32)")
     _choice("agent", c.agent, AGENT_NAMES)
+    for name in ("explore_action_samples", "eval_action_samples"):
+        value = getattr(c, name)
+        if value < 0:
+            raise ConfigError(f"{name}={value!r} is not allowed; use 0 (deterministic action), 1 (one policy sample) or K >= 2 (best of K samples by the critic)")
+        if value >= 2 and c.agent not in BEST_OF_K_AGENTS:
+            raise ConfigError(f"{name}={value!r} is not allowed with --agent {c.agent}; the best of K samples needs a critic and a stochastic policy ({' or '.join(f'--agent {a}' for a in BEST_OF_K_AGENTS)}); use 0 or 1")
     defaults = Config()
     for name, agents in AGENT_FIELDS.items():
         if c.agent not in agents and getattr(c, name) != getattr(defaults, name):
@@ -264,7 +277,7 @@ def validate(config: Config) -> None:
     if not 0 < c.tau <= 1:
         raise ConfigError(f"tau={c.tau!r} is not allowed; it must lie in (0, 1]")
     _positive("policy_delay", c.policy_delay)
-    for name in ("policy_noise", "noise_clip", "exploration_noise"):
+    for name in ("policy_noise", "noise_clip", "exploration_noise", "preactivation_penalty"):
         value = getattr(c, name)
         if not math.isfinite(value) or value < 0:
             raise ConfigError(f"{name}={value!r} is not allowed; it must be a number >= 0")

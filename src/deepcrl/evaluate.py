@@ -1,4 +1,4 @@
-"""Evaluation: the deterministic policy on many evaluation episodes at once (paper.md §7).
+"""Evaluation: the policy on many evaluation episodes at once (paper.md §7); deterministic by default.
 
 Each evaluation environment starts at the layout's start cells with a goal in its far (evaluation)
 goal cells and runs one whole episode with actions tanh(mean) and no resets. Reported:
@@ -19,19 +19,30 @@ import jax.numpy as jnp
 
 from deepcrl.envs.base import Env
 
-Policy = Callable[[jax.Array], jax.Array]  # [N, obs_size] -> [N, action_size]
+Policy = Callable[..., jax.Array]  # [N, obs_size] -> [N, action_size] (and a key, for a stochastic policy)
 
 
-def make_evaluate(env: Env, num_envs: int) -> Callable[[Policy, jax.Array], dict[str, jax.Array]]:
-    """A pure function (policy, key) -> metrics; jit it with the policy's parameters closed over or passed in."""
+def make_evaluate(env: Env, num_envs: int, policy_takes_key: bool = False) -> Callable[[Policy, jax.Array], dict[str, jax.Array]]:
+    """A pure function (policy, key) -> metrics; jit it with the policy's parameters closed over or passed in.
+
+    `policy_takes_key`: the policy is stochastic, `(obs, key) -> action`, and gets a fresh key each step
+    (a sampled or best-of-K policy, `--eval-action-samples`); the episodes' starts and goals then come
+    from the first half of `key`.
+    """
 
     def evaluate(policy: Policy, key: jax.Array) -> dict[str, jax.Array]:
+        if policy_takes_key:
+            key, action_key = jax.random.split(key)
+            step_keys = jax.random.split(action_key, env.episode_length)
+        else:
+            step_keys = None
         states = jax.vmap(env.eval_reset)(jax.random.split(key, num_envs))
         stepping = jax.vmap(env.step)
 
-        def one_step(carry, _):
+        def one_step(carry, step_key):
             states, alive, time_at_goal, ever, min_dist = carry
-            actions = policy(jax.vmap(env.observation)(states))
+            obs = jax.vmap(env.observation)(states)
+            actions = policy(obs, step_key) if policy_takes_key else policy(obs)
             states = stepping(states, actions)
             time_at_goal = time_at_goal + states.success * alive
             ever = jnp.maximum(ever, states.success * alive)
@@ -41,7 +52,7 @@ def make_evaluate(env: Env, num_envs: int) -> Callable[[Policy, jax.Array], dict
 
         zeros = jnp.zeros((num_envs,), jnp.float32)
         init = (states, jnp.ones((num_envs,), jnp.float32), zeros, zeros, states.distance)
-        (states, alive, time_at_goal, ever, min_dist), _ = jax.lax.scan(one_step, init, None, length=env.episode_length)
+        (states, alive, time_at_goal, ever, min_dist), _ = jax.lax.scan(one_step, init, step_keys, length=env.episode_length)
         return {
             "eval/time_at_goal": jnp.mean(time_at_goal),
             "eval/time_at_goal_frac": jnp.mean(time_at_goal) / env.episode_length,

@@ -163,11 +163,19 @@ def build_agent(config: Config, axis_name: str | None = None) -> tuple[Env, Any]
     if config.agent == "td3":
         agent_config = TD3Config(**networks, gamma=config.gamma, tau=config.tau, policy_noise=config.policy_noise,
                                  noise_clip=config.noise_clip, policy_delay=config.policy_delay,
-                                 exploration_noise=config.exploration_noise)
+                                 exploration_noise=config.exploration_noise, preactivation_penalty=config.preactivation_penalty)
         return env, TD3(agent_config, axis_name=axis_name)
     if config.agent == "gcbc":
         return env, GCBC(GCBCConfig(**networks), axis_name=axis_name)
     raise ConfigError(f"agent={config.agent!r} is not allowed; choose one of: crl, sac, td3, gcbc")
+
+
+def evaluation_policy(agent: Any, params: dict[str, Any], samples: int):
+    """The policy evaluation runs (`--eval-action-samples`): obs -> tanh(mean) when `samples` is 0, else
+    (obs, key) -> one policy sample (1) or the best of `samples` policy samples by the critic (>= 2)."""
+    if samples == 0:
+        return lambda obs: agent.act(params["actor_params"], obs, deterministic=True)
+    return lambda obs, key: agent.select_action(params, obs, key, samples)
 
 
 class Trainer:
@@ -191,7 +199,7 @@ class Trainer:
         self.watched_names = watched_names(self.agent, jax.eval_shape(self.agent.init, jax.random.PRNGKey(0)))
         self.local_num_envs = config.num_envs // self.num_devices  # environments (and buffer columns) per device
         self.local_batch_size = config.batch_size // self.num_devices  # SGD rows per device
-        self._evaluate = make_evaluate(self.env, config.num_eval_envs)
+        self._evaluate = make_evaluate(self.env, config.num_eval_envs, policy_takes_key=config.eval_action_samples > 0)
 
         init, epoch, refill, evaluate = self._init, self._epoch, self._refill, self._evaluate_state
         if self.num_seeds > 1:
@@ -245,10 +253,11 @@ class Trainer:
         return jax.tree_util.tree_map(cast, tree)
 
     # ----- collection -----
-    def _collect(self, actor_params, envs: EnvState, episode_ids: jax.Array, key: jax.Array, length: int,
+    def _collect(self, params, envs: EnvState, episode_ids: jax.Array, key: jax.Array, length: int,
                  uniform_actions: bool = False):
-        """`length` steps of every environment with the agent's exploration policy (or, with
-        `uniform_actions`, actions uniform in [-1, 1]), as a [length, num_envs] chunk of transitions."""
+        """`length` steps of every environment with the agent's exploration policy (`params`: the agent
+        state's `export()`; actions by `--explore-action-samples`), or with `uniform_actions`, actions
+        uniform in [-1, 1]; as a [length, num_envs] chunk of transitions."""
         env, agent = self.env, self.agent
 
         def one_step(carry, step_key):
@@ -257,8 +266,8 @@ class Trainer:
             if uniform_actions:
                 actions = jax.random.uniform(step_key, (obs.shape[0], env.action_size), minval=-1.0, maxval=1.0)
             else:
-                actions = agent.act(actor_params, obs, step_key)
-            nxt, stepped = jax.vmap(lambda s, a: step_autoreset(env, s, a))(envs, actions)
+                actions = agent.select_action(params, obs, step_key, self.config.explore_action_samples)
+            nxt, stepped = jax.vmap(lambda s, a: step_autoreset(env, s, a, self.config.chain_goals))(envs, actions)
             done = jnp.maximum(stepped.terminated, stepped.truncated) > 0
             transition = replay.Transition(
                 obs=envs.obs,
@@ -290,7 +299,7 @@ class Trainer:
         buffer = replay.init_buffer(c.buffer_size, n, env.state_size, env.action_size, env.goal_size, td=self.td_data)
         if c.prefill_steps > 0:
             envs, episode_ids, chunk, _ = self._collect(
-                agent_state.actor_params, envs, episode_ids, self._device_key(prefill_key), c.prefill_steps,
+                agent_state.export(), envs, episode_ids, self._device_key(prefill_key), c.prefill_steps,
                 uniform_actions=self.agent.prefill_uniform,
             )
             buffer = replay.insert(buffer, chunk)
@@ -306,7 +315,7 @@ class Trainer:
         envs, episode_ids = state.envs, state.episode_ids
         steps = max(c.prefill_steps, -(-self.local_batch_size // n))  # enough rows for one batch
         envs, episode_ids, chunk, _ = self._collect(
-            state.agent.actor_params, envs, episode_ids, self._device_key(jax.random.fold_in(state.key, 0x5EED)), steps
+            state.agent.export(), envs, episode_ids, self._device_key(jax.random.fold_in(state.key, 0x5EED)), steps
         )
         return state.replace(buffer=replay.insert(buffer, chunk), envs=envs, episode_ids=episode_ids)
 
@@ -314,7 +323,7 @@ class Trainer:
         c = self.config
         collect_key, sgd_key, key = jax.random.split(state.key, 3)
         envs, episode_ids, chunk, collect_stats = self._collect(
-            state.agent.actor_params, state.envs, state.episode_ids, self._device_key(collect_key), c.unroll_length
+            state.agent.export(), state.envs, state.episode_ids, self._device_key(collect_key), c.unroll_length
         )
         buffer = replay.insert(state.buffer, chunk)
 
@@ -347,8 +356,7 @@ class Trainer:
         return new_state, metrics
 
     def _evaluate_state(self, state: TrainState, key: jax.Array) -> dict[str, jax.Array]:
-        actor_params = state.agent.actor_params
-        return self._evaluate(lambda obs: self.agent.act(actor_params, obs, deterministic=True), key)
+        return self._evaluate(evaluation_policy(self.agent, state.agent.export(), self.config.eval_action_samples), key)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -102,6 +102,33 @@ class TanhGaussianPolicy:
         action, _ = sample_tanh_gaussian(key, mean, log_std)
         return action
 
+    def best_of_samples(self, actor_params: Any, critic_params: Any, obs: jax.Array, key: jax.Array,
+                        samples: int) -> tuple[jax.Array, jax.Array]:
+        """Multi-sample action selection: draw `samples` actions from pi(. | s, g) for every row and keep
+        the one the critic scores highest (the reference code's --eval_actor K / --expl_actor K).
+
+        Needs `self.q_value(critic_params, state, action, goal)`. Returns (actions [B, A], their
+        critic values [B]). `obs` is concat(state, goal).
+        """
+        mean, log_std = self.actor.apply(actor_params, obs)
+        eps = jax.random.normal(key, (samples,) + mean.shape, mean.dtype)
+        actions = jnp.tanh(mean[None] + jnp.exp(log_std)[None] * eps)  # [K, B, A]
+        state, goal = obs[..., : self.config.state_size], obs[..., self.config.state_size :]
+        q = jax.vmap(lambda a: self.q_value(critic_params, state, a, goal))(actions)  # [K, B]
+        best = jnp.argmax(q, axis=0)
+        rows = jnp.arange(obs.shape[0])
+        return actions[best, rows], q[best, rows]
+
+    def select_action(self, params: dict[str, Any], obs: jax.Array, key: jax.Array | None, samples: int) -> jax.Array:
+        """The action of an action-selection rule: `samples` 0 = the deterministic tanh(mean), 1 = one
+        sample of the policy, K >= 2 = the best of K samples by the critic (`best_of_samples`).
+        `params` holds `actor_params` (and `critic_params` for K >= 2)."""
+        if samples == 0:
+            return self.act(params["actor_params"], obs, deterministic=True)
+        if samples == 1:
+            return self.act(params["actor_params"], obs, key)
+        return self.best_of_samples(params["actor_params"], params["critic_params"], obs, key, samples)[0]
+
 
 class TwinQ:
     """Two independent Q(s, a, g) networks, each the residual MLP on concat(state, action, goal) -> 1.

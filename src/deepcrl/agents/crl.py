@@ -144,6 +144,10 @@ class CRL(DataParallel, TanhGaussianPolicy):
         metrics["critic/repr_norm_g"] = jnp.mean(jnp.linalg.norm(psi, axis=-1))
         return loss, metrics
 
+    def q_value(self, critic_params: Any, obs: jax.Array, action: jax.Array, goal: jax.Array) -> jax.Array:
+        """The critic's score of (state, action, goal) rows, f(s, a, g); what the actor climbs. [B]"""
+        return self.critic_value(critic_params, obs, action, goal)
+
     # ----- the actor -----
     def actor_loss(self, actor_params: Any, critic_params: Any, log_alpha: jax.Array, batch: Batch, key: jax.Array):
         obs = jnp.concatenate([batch.obs, batch.goal], axis=-1)

@@ -90,6 +90,10 @@ class SAC(DataParallel, TanhGaussianPolicy):
             steps=jnp.int32(0),
         )
 
+    def q_value(self, critic_params: Any, obs: jax.Array, action: jax.Array, goal: jax.Array) -> jax.Array:
+        """min of the twin Q(s, a, g), the value the actor climbs. [B]"""
+        return jnp.min(self.q.apply(critic_params, obs, action, goal), axis=0)
+
     def param_groups(self, state: SACState) -> dict[str, Any]:
         return {"actor": state.actor_params, "q (x2)": state.critic_params}
 

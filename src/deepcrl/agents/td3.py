@@ -37,6 +37,7 @@ class TD3Config(NetworkConfig):
     noise_clip: float = 0.5  # the smoothing noise is clipped to +-noise_clip (Fujimoto et al. 2018)
     policy_delay: int = 2  # Q updates per actor and target update (Fujimoto et al. 2018)
     exploration_noise: float = 0.1  # std of the Gaussian noise added to actions while collecting (Fujimoto et al. 2018)
+    preactivation_penalty: float = 0.0  # coefficient of mean(pre-tanh action^2) in the actor loss, against tanh saturation (HER's DDPG, Andrychowicz et al. 2017: 1.0); 0 = off, plain TD3
 
 
 @struct.dataclass
@@ -84,6 +85,10 @@ class TD3(DataParallel):
             steps=jnp.int32(0),
         )
 
+    def q_value(self, critic_params: Any, obs: jax.Array, action: jax.Array, goal: jax.Array) -> jax.Array:
+        """min of the twin Q(s, a, g), the value the actor climbs. [B]"""
+        return jnp.min(self.q.apply(critic_params, obs, action, goal), axis=0)
+
     def param_groups(self, state: TD3State) -> dict[str, Any]:
         return {"actor": state.actor_params, "q (x2)": state.critic_params}
 
@@ -98,6 +103,10 @@ class TD3(DataParallel):
             return action
         noise = self.config.exploration_noise * jax.random.normal(key, action.shape, action.dtype)
         return jnp.clip(action + noise, -1.0, 1.0)
+
+    def select_action(self, params: dict[str, Any], obs: jax.Array, key: jax.Array | None, samples: int) -> jax.Array:
+        """`samples` 0: mu(s, g); 1: mu(s, g) plus exploration noise (best-of-K is not offered for TD3)."""
+        return self.act(params["actor_params"], obs, key, deterministic=samples == 0)
 
     def td_target(self, state: TD3State, batch: TDBatch, key: jax.Array) -> tuple[jax.Array, dict[str, jax.Array]]:
         """y = r + gamma (1 - terminal) min_i Qtarget_i(s', a'), a' the smoothed target action; [B], no gradient."""
@@ -115,10 +124,15 @@ class TD3(DataParallel):
         return loss, {"critic/loss": loss, "critic/q": jnp.mean(q), "critic/td_target": jnp.mean(target)}
 
     def actor_loss(self, actor_params: Any, critic_params: Any, batch: TDBatch):
-        action = self.policy(actor_params, jnp.concatenate([batch.obs, batch.goal], axis=-1))
+        preactivation = self.actor.apply(actor_params, jnp.concatenate([batch.obs, batch.goal], axis=-1))
+        action = jnp.tanh(preactivation)
         q1 = self.q.apply(critic_params, batch.obs, action, batch.goal)[0]
         loss = -jnp.mean(q1)
-        return loss, {"actor/loss": loss, "actor/q": jnp.mean(q1)}
+        metrics = {"actor/q": jnp.mean(q1), "actor/saturated": jnp.mean((jnp.abs(action) > 0.99).astype(jnp.float32))}
+        if self.config.preactivation_penalty > 0:
+            loss = loss + self.config.preactivation_penalty * jnp.mean(jnp.sum(jnp.square(preactivation), axis=-1))
+        metrics["actor/loss"] = loss
+        return loss, metrics
 
     def update(self, state: TD3State, batch: TDBatch, key: jax.Array) -> tuple[TD3State, dict[str, jax.Array]]:
         """One Q update; on every `policy_delay`-th step also one actor update and one target update."""
@@ -145,7 +159,7 @@ class TD3(DataParallel):
 
         def skipped(state: TD3State):
             zero = jnp.float32(0.0)
-            return state, {"actor/loss": zero, "actor/q": zero, "actor/grad_norm": zero, "actor/updated": zero}
+            return state, {"actor/loss": zero, "actor/q": zero, "actor/saturated": zero, "actor/grad_norm": zero, "actor/updated": zero}
 
         # the first step (steps = 1 after the Q update) updates the actor too, then every policy_delay-th
         state, actor_metrics = jax.lax.cond((state.steps - 1) % c.policy_delay == 0, delayed, skipped, state)

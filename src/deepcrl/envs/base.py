@@ -75,8 +75,18 @@ class Env(abc.ABC):
         return jnp.concatenate([state.obs, state.goal], axis=-1)
 
 
-def step_autoreset(env: Env, state: EnvState, action: jax.Array) -> tuple[EnvState, EnvState]:
+def with_goal(env: Env, state: EnvState, goal: jax.Array) -> EnvState:
+    """`state` commanded towards another goal: its distance and success recomputed for `goal`."""
+    distance = jnp.linalg.norm(env.achieved_goal(state.obs) - goal, axis=-1)
+    return state.replace(goal=goal, distance=distance, success=(distance < env.goal_threshold).astype(jnp.float32))
+
+
+def step_autoreset(env: Env, state: EnvState, action: jax.Array, chain_goals: bool = False) -> tuple[EnvState, EnvState]:
     """Step one environment and reset it (with a fresh goal) if the episode ended.
+
+    `chain_goals` (ours, not the paper's; `--chain-goals`): an episode that reaches its goal goes on
+    towards a fresh goal from the training distribution (the goal of the reset drawn at this step), so
+    one episode strings several goals together instead of resting at the first.
 
     Returns (state to continue from, the stepped state before any reset). The second one carries the
     true next observation, the success flag and the done flags of the step just taken.
@@ -86,5 +96,8 @@ def step_autoreset(env: Env, state: EnvState, action: jax.Array) -> tuple[EnvSta
     reset_key, carry_key = jax.random.split(stepped.key)
     fresh = env.reset(reset_key)
     continued = stepped.replace(key=carry_key)
+    if chain_goals:
+        rechained = with_goal(env, continued, fresh.goal)
+        continued = jax.tree_util.tree_map(lambda r, c: jnp.where(stepped.success > 0, r, c), rechained, continued)
     nxt = jax.tree_util.tree_map(lambda r, c: jnp.where(done, r, c), fresh, continued)
     return nxt, stepped
