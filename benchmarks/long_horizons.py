@@ -155,10 +155,80 @@ def diagnose(run_dir: Path) -> list[dict]:
     return rows
 
 
+def value_map_figure(run_dirs: list[Path], path: Path) -> None:
+    """One heatmap per run: the critic (actor's action, state at rest) at every free cell's centre for the
+    first evaluation goal, seed 0 of the final checkpoint; the goal starred, the start circled."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(run_dirs), figsize=(3.6 * len(run_dirs), 3.4), squeeze=False)
+    for ax, run_dir in zip(axes[0], run_dirs):
+        config, env, agent, payload = load_checkpoint(run_dir)
+        params = seed_payload(config, payload, None)
+        cell = env.layout.eval_goal_cells[0]
+        goal = (np.array(cell[::-1], np.float64) + 0.5) * env.cell_size
+        grid = value_grid(critic_fn(agent, params, env.state_size), env.layout, goal, env.cell_size)
+        scores = topology_scores(grid)
+        image = grid.as_image()
+        walls = np.ma.masked_where(~env.layout.wall_array, np.ones_like(image))
+        ax.imshow(image, cmap="viridis", origin="upper")
+        ax.imshow(walls, cmap="Greys", vmin=0, vmax=1.5, origin="upper")
+        ax.plot(cell[1], cell[0], marker="*", color="red", markersize=14)
+        for r, c in env.layout.start_cells:
+            ax.plot(c, r, marker="o", markerfacecolor="none", markeredgecolor="white", markersize=10)
+        label = f"{config.agent} d{config.resolved_critic_depth}{' chain' if config.chain_goals else ''}"
+        ax.set_title(f"{label}\nSpearman path {scores['spearman_geodesic']:.2f}, line {scores['spearman_euclidean']:.2f}", fontsize=9)
+        ax.set_xticks([]), ax.set_yticks([])
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    print(f"wrote {path}")
+
+
+def curves_figure(run_dirs: list[Path], path: Path) -> None:
+    """Evaluation success against env steps for each run: mean over seeds, shaded +- standard error."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from deepcrl.logger import read_metrics
+
+    fig, ax = plt.subplots(figsize=(6.4, 3.8))
+    for run_dir in run_dirs:
+        config, *_ = load_checkpoint(run_dir)
+        rows = read_metrics(run_dir)
+        x = np.array([r["env_steps"] for r in rows]) / 1e6
+        y = np.array([r["eval/success"] for r in rows])
+        se = np.array([r.get("eval/success/se", 0.0) for r in rows])
+        label = f"{config.agent}{'+her' if config.her else ''} d{config.resolved_critic_depth}{' chain' if config.chain_goals else ''}"
+        ax.plot(x, y, label=label)
+        ax.fill_between(x, y - se, y + se, alpha=0.2)
+    ax.set_xlabel("env steps (M)")
+    ax.set_ylabel("eval success")
+    ax.set_ylim(-0.02, 1.02)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    print(f"wrote {path}")
+
+
 def main() -> None:
     parser = make_parser("long_horizons", __doc__.splitlines()[0])
     parser.add_argument("run_dirs", type=Path, nargs="+", help="run directories of deepcrl train on point mazes")
+    parser.add_argument("--value-maps", type=Path, default=None, help="PNG of each run's critic over the maze (final checkpoint, seed 0)")
+    parser.add_argument("--curves", type=Path, default=None, help="PNG of each run's evaluation success curve")
+    parser.add_argument("--figures-only", action="store_true", help="draw the figures, skip the diagnosis table")
     args = parser.parse_args()
+    if args.value_maps is not None:
+        value_map_figure(args.run_dirs, args.value_maps)
+    if args.curves is not None:
+        curves_figure(args.run_dirs, args.curves)
+    if args.figures_only:
+        return
     header("long_horizons", args.quick)
     started = time.time()
     rows = [row for run_dir in args.run_dirs for row in diagnose(run_dir)]

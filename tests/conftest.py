@@ -64,6 +64,12 @@ SMALL_RUN: dict = dict(
 
 def pytest_configure(config):
     global _CACHE_DIR
+    # Property tests draw the same examples on every run (and keep no example database), so a run of
+    # the suite is repeatable: a property that can fail is found by widening max_examples, not by luck.
+    from hypothesis import settings
+
+    settings.register_profile("deepcrl", derandomize=True, database=None)
+    settings.load_profile("deepcrl")
     _CACHE_DIR = tempfile.mkdtemp(prefix="deepcrl-test-jax-cache-")
     settings = {
         "JAX_COMPILATION_CACHE_DIR": _CACHE_DIR,

@@ -255,10 +255,17 @@ def test_agent_defaults_resolve_per_agent():
 
 # ------------------------------------------------------- short runs: learn, save, load, resume (per agent)
 
-AGENT_RUNS = {  # each agent's settings, on SMALL_RUN's open arena; learning rates etc. are the agent's defaults
-    "sac": dict(agent="sac", her=True),
-    "td3": dict(agent="td3", her=True),
-    "gcbc": dict(agent="gcbc"),
+# Each agent's settings on SMALL_RUN's open arena. These are learning tests, so each run must learn on
+# every seed, not on most: with SMALL_RUN's 20 SGD steps per epoch SAC+HER, TD3+HER and GCBC each
+# failed on 2 to 5 of 6 seeds (6 seeds in one program stand in for the rounding differences between
+# machines, which decided whether the single seed of the test passed). With 80 SGD steps per epoch
+# (4,800 in all), TD3's preactivation penalty against tanh saturation (HER's DDPG recipe) and GCBC at
+# CRL's test learning rate, every one of 6 seeds beat the random policy by the margins asserted below
+# (docs/long_horizons.md, "Flaky learning tests").
+AGENT_RUNS = {
+    "sac": dict(agent="sac", her=True, updates_per_epoch=80),
+    "td3": dict(agent="td3", her=True, updates_per_epoch=80, preactivation_penalty=1.0),
+    "gcbc": dict(agent="gcbc", updates_per_epoch=80, actor_lr=1e-3),
 }
 
 

@@ -248,6 +248,28 @@ _BUILTIN_TEXT = {
         #gg#ggg#ggG#
         ############
     """,
+    # Long corridors of our own (docs/long_horizons.md), not the paper's. A serpentine: the goal is 30
+    # cells from the start along the corridor and 10 in a straight line.
+    "serpentine": """
+        ###########
+        #r........#
+        #########.#
+        #.........#
+        #.#########
+        #.........#
+        #########.#
+        #........G#
+        ###########
+    """,
+    # A long U: the goal is 30 cells away along the corridor but only 2 in a straight line, behind the
+    # wall the agent starts next to.
+    "long_u": """
+        #################
+        #r..............#
+        ###############.#
+        #G..............#
+        #################
+    """,
 }
 
 LAYOUT_NAMES: tuple[str, ...] = tuple(_BUILTIN_TEXT)
