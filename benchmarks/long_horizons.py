@@ -121,7 +121,9 @@ def data_scores(env, config, buffer, key, geodesic, eval_distance) -> dict[str, 
             "pair_frac_eval_far": float(np.mean(d >= eval_distance)), "pair_offset_mean": float(batch.offset.mean())}
 
 
-def diagnose(run_dir: Path) -> list[dict]:
+def diagnose(run_dir: Path, quick: bool = False) -> list[dict]:
+    """Every measurement of the module docstring, per (checkpoint, seed) of one run (`quick`: the
+    final checkpoint only)."""
     config, env, agent, payload = load_checkpoint(run_dir)
     if not hasattr(env, "layout"):
         sys.exit(f"{run_dir}: {config.env} is not a point maze; this diagnosis reads maze layouts")
@@ -131,7 +133,7 @@ def diagnose(run_dir: Path) -> list[dict]:
     seeds = list(range(config.seed, config.seed + config.num_seeds))
     points = []  # (label, env_steps, payload, buffer or None)
     trainer = None
-    for path in list_train_states(run_dir):
+    for path in [] if quick else list_train_states(run_dir):
         trainer = trainer or Trainer(config)
         state, has_buffer = restore_train_state(path, trainer.state_shapes())
         epoch = int(np.asarray(state.epoch).max())
@@ -163,7 +165,7 @@ def value_map_figure(run_dirs: list[Path], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, len(run_dirs), figsize=(3.6 * len(run_dirs), 3.4), squeeze=False)
+    fig, axes = plt.subplots(1, len(run_dirs), figsize=(3.6 * len(run_dirs), 3.9), squeeze=False)
     for ax, run_dir in zip(axes[0], run_dirs):
         config, env, agent, payload = load_checkpoint(run_dir)
         params = seed_payload(config, payload, None)
@@ -231,12 +233,11 @@ def main() -> None:
         return
     header("long_horizons", args.quick)
     started = time.time()
-    rows = [row for run_dir in args.run_dirs for row in diagnose(run_dir)]
+    rows = [row for run_dir in args.run_dirs for row in diagnose(run_dir, args.quick)]
     columns = ["run", "checkpoint", "seed", "success_mean", "success_sample", "success_best16", "train_success", "mastered_path_cells", "spearman_geodesic_policy",
                "spearman_euclidean_policy", "spearman_geodesic_best16", "pair_path_p99", "pair_frac_eval_far"]
     print_table("long horizons: critic, actor and data", columns, [[r.get(c) for c in columns] for r in rows])
-    path = write_results(output_path("long_horizons", args), "long_horizons", {"run_dirs": [str(d) for d in args.run_dirs]}, rows, started)
-    print(f"wrote {path}")
+    write_results(output_path("long_horizons", args), "long_horizons", {"run_dirs": [str(d) for d in args.run_dirs], "quick": args.quick}, rows, started)
 
 
 if __name__ == "__main__":
