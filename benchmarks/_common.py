@@ -257,11 +257,11 @@ class EpochProgram:
     """
 
     def __init__(self, config: Any):
-        from deepcrl import training
+        from deepcrl import programs
 
         self.config = config
-        self.trainer = training.Trainer(config)
-        key = training.run_keys(config)[0]
+        self.trainer = programs.Trainer(config)
+        key = programs.run_keys(config)[0]
         start = time.perf_counter()
         init = self.trainer.init.lower(key).compile()
         self.init_compile_s = time.perf_counter() - start

@@ -7,7 +7,7 @@ shape of its `TrainState` (`jax.eval_shape(trainer.init, key)`, so nothing is ru
     compiled = lowered.compile()           # XLA
 
 Layouts: "rolled" (Config.unroll=1, one residual block per scan iteration), "auto" (Config.unroll=0,
-resolved by `training.resolve_unroll`) and "unrolled" (Config.unroll=depth//4, only up to
+resolved by `networks.resolve_unroll`) and "unrolled" (Config.unroll=depth//4, only up to
 --max-unrolled-depth because fully unrolled deep networks take minutes to compile). Layouts that
 resolve to the same program at a depth are compiled once and share the measurement. With --repeats N,
 the programs are compiled round-robin (every program once, N times over) and the median is reported, so
@@ -40,7 +40,9 @@ import importlib  # noqa: E402
 from deepcrl.config import Config  # noqa: E402
 
 # deepcrl/__init__.py exports a function called `train`, which shadows the module attribute.
-train_mod = importlib.import_module("deepcrl.training")
+train_mod = importlib.import_module("deepcrl.programs")
+net_mod = importlib.import_module("deepcrl.networks")
+build_mod = importlib.import_module("deepcrl.build")
 
 NAME = "compile_time"
 TARGET_RATIO = 2.0  # the issues' target: compile at depth 256 (issue 2) and 1024 (issue 4) at most 2x depth 4 (auto layout)
@@ -121,8 +123,8 @@ def main() -> None:
     for depth in depths:
         for layout, unroll in layouts_for(depth, max_unrolled):
             actor_depth = min(depth, args.max_actor_depth)
-            resolved = train_mod.resolve_unroll(unroll, depth)
-            key = (depth, resolved, train_mod.resolve_unroll(unroll, actor_depth))
+            resolved = net_mod.resolve_unroll(unroll, depth)
+            key = (depth, resolved, net_mod.resolve_unroll(unroll, actor_depth))
             plan.append((depth, layout, unroll, actor_depth, key))
             if key not in programs:
                 programs[key] = {"layout": layout, "config": depth_config(base, depth, unroll, args.max_actor_depth),
@@ -200,8 +202,8 @@ def main() -> None:
         "max_actor_depth": args.max_actor_depth,
         "remat": args.remat,
         "repeats": repeats,
-        "unroll_all_up_to_depth": train_mod.UNROLL_ALL_UP_TO_DEPTH,
-        "deep_unroll": train_mod.DEEP_UNROLL,
+        "unroll_all_up_to_depth": net_mod.UNROLL_ALL_UP_TO_DEPTH,
+        "deep_unroll": net_mod.DEEP_UNROLL,
         "config": base.to_dict(),
     }
     write_results(output_path(NAME, args), NAME, settings, rows, started, extra={"target": target})

@@ -63,7 +63,9 @@ from deepcrl import parallel  # noqa: E402
 from deepcrl.config import Config  # noqa: E402
 
 # deepcrl/__init__.py exports a function called `train`, which shadows the module attribute.
-train_mod = importlib.import_module("deepcrl.training")
+train_mod = importlib.import_module("deepcrl.programs")
+net_mod = importlib.import_module("deepcrl.networks")
+build_mod = importlib.import_module("deepcrl.build")
 
 NAME = "data_parallel"
 

@@ -31,7 +31,8 @@ import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 
 from _common import output_path, header, make_parser, print_table, time_call, write_results  # noqa: E402
-from deepcrl.config import Config, make_env_from_config  # noqa: E402
+from deepcrl.build import build_task as make_env_from_config  # noqa: E402
+from deepcrl.config import Config  # noqa: E402
 from deepcrl.envs import ENV_NAMES, MUJOCO_TASK_NAMES, POINT_ENV_NAMES, step_autoreset  # noqa: E402
 
 NAME = "env_throughput"

@@ -2,7 +2,7 @@
 
 Configurations: critic depth 4, 64, 256, 1024 (phi and psi), actor depth 4, width 256, batch 512,
 humanoid-sized inputs (state 268, action 17, goal 3), remat off and on, the scan layout a run would use
-(training.resolve_unroll: unrolled up to depth 16, one block per scan iteration beyond). Each
+(networks.resolve_unroll: unrolled up to depth 16, one block per scan iteration beyond). Each
 configuration runs in its own subprocess, so the device's peak memory belongs to it alone:
 
     child: build CRL, init the state on the device, jit(update, donate the state), compile (timed),
@@ -49,7 +49,7 @@ def run_one(spec: dict) -> dict:
 
     from deepcrl import estimate, replay
     from deepcrl.agents.crl import CRL, CRLConfig
-    from deepcrl.training import resolve_unroll
+    from deepcrl.networks import resolve_unroll
 
     t_start = time.perf_counter()
     cd, ad, w, b = spec["critic_depth"], spec["actor_depth"], spec["width"], spec["batch_size"]
@@ -219,7 +219,7 @@ def main() -> None:
         out = output_path(NAME, args)
     settings = {"quick": q, "depths": depths, "actor_depth": args.actor_depth, "width": width, "batch_size": batch,
                 **HUMANOID, "repeats": repeats, "time_per_config": time_per_config, "config_timeout": config_timeout,
-                "budget": budget, "layout": "training.resolve_unroll(0, depth)", "donated_state": True}
+                "budget": budget, "layout": "networks.resolve_unroll(0, depth)", "donated_state": True}
     write_results(out, NAME, settings, rows, started)
 
 

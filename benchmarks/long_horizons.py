@@ -36,9 +36,10 @@ from _common import header, make_parser, output_path, print_table, write_results
 
 from deepcrl import replay
 from deepcrl.analysis import critic_fn, topology_scores, value_grid
-from deepcrl.checkpoint import list_train_states, load_checkpoint, restore_train_state, seed_payload
+from deepcrl.checkpoints import list_train_states, load_policy_checkpoint, restore_train_state, seed_payload
 from deepcrl.evaluate import make_evaluate
-from deepcrl.training import Trainer, evaluation_policy
+from deepcrl.evaluate import evaluation_policy
+from deepcrl.programs import Trainer
 
 ACTION_RULES = {"mean": 0, "sample": 1, "best16": 16}  # evaluation action rule -> --eval-action-samples
 PAIRS = 8192  # training pairs drawn from a buffer for the data statistics
@@ -124,7 +125,7 @@ def data_scores(env, config, buffer, key, geodesic, eval_distance) -> dict[str, 
 def diagnose(run_dir: Path, quick: bool = False) -> list[dict]:
     """Every measurement of the module docstring, per (checkpoint, seed) of one run (`quick`: the
     final checkpoint only)."""
-    config, env, agent, payload = load_checkpoint(run_dir)
+    config, env, agent, payload = load_policy_checkpoint(run_dir)
     if not hasattr(env, "layout"):
         sys.exit(f"{run_dir}: {config.env} is not a point maze; this diagnosis reads maze layouts")
     geodesic = all_pairs_geodesic(env.layout)
@@ -167,7 +168,7 @@ def value_map_figure(run_dirs: list[Path], path: Path) -> None:
 
     fig, axes = plt.subplots(1, len(run_dirs), figsize=(3.6 * len(run_dirs), 3.9), squeeze=False)
     for ax, run_dir in zip(axes[0], run_dirs):
-        config, env, agent, payload = load_checkpoint(run_dir)
+        config, env, agent, payload = load_policy_checkpoint(run_dir)
         params = seed_payload(config, payload, None)
         cell = env.layout.eval_goal_cells[0]
         goal = (np.array(cell[::-1], np.float64) + 0.5) * env.cell_size
@@ -200,7 +201,7 @@ def curves_figure(run_dirs: list[Path], path: Path) -> None:
 
     fig, ax = plt.subplots(figsize=(6.4, 3.8))
     for run_dir in run_dirs:
-        config, *_ = load_checkpoint(run_dir)
+        config, *_ = load_policy_checkpoint(run_dir)
         rows = read_metrics(run_dir)
         x = np.array([r["env_steps"] for r in rows]) / 1e6
         y = np.array([r["eval/success"] for r in rows])

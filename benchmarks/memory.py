@@ -2,7 +2,7 @@
 what remat costs in time.
 
 Memory: for each critic depth and remat setting, the agent a run would build
-(`training.build_agent(Config(...))`, so depth <= 16 is unrolled and deeper networks use the rolled scan)
+(`build.build_task_and_agent(Config(...))`, so depth <= 16 is unrolled and deeper networks use the rolled scan)
 is lowered and compiled on abstract inputs with its state donated, as a training epoch donates it, and
 XLA's `memory_analysis()` is read (nothing runs, nothing is allocated):
 
@@ -43,7 +43,9 @@ import importlib  # noqa: E402
 from deepcrl import estimate, replay  # noqa: E402
 from deepcrl.config import Config  # noqa: E402
 
-train_mod = importlib.import_module("deepcrl.training")  # deepcrl.train is a function
+train_mod = importlib.import_module("deepcrl.programs")
+net_mod = importlib.import_module("deepcrl.networks")
+build_mod = importlib.import_module("deepcrl.build")  # deepcrl.train is a function
 
 NAME = "memory"
 MB = 1e6
@@ -55,7 +57,7 @@ def make_config(args, depth: int, remat: bool) -> Config:
 
 
 def measure_memory(config: Config) -> dict:
-    env, agent = train_mod.build_agent(config)
+    env, agent = build_mod.build_task_and_agent(config)
     start = time.perf_counter()
     xla = estimate.update_memory_from_xla(agent, config.batch_size, donate=True)
     compile_s = time.perf_counter() - start
@@ -96,7 +98,7 @@ def per_device_child(depth: int, devices: int, width: int, batch_size: int) -> d
 
     s, g, a = 4, 2, 2
     cfg = CRLConfig(state_size=s, goal_size=g, action_size=a, critic_depth=depth, actor_depth=4, critic_width=width,
-                    actor_width=width, critic_unroll=train_mod.resolve_unroll(0, depth), actor_unroll=train_mod.resolve_unroll(0, 4))
+                    actor_width=width, critic_unroll=net_mod.resolve_unroll(0, depth), actor_unroll=net_mod.resolve_unroll(0, 4))
     agent = CRL(cfg, axis_name="data" if devices > 1 else None)
     state = jax.eval_shape(agent.init, jax.random.PRNGKey(0))
     f32 = jnp.float32
@@ -142,7 +144,7 @@ def per_device_rows(depth: int, device_counts: list[int], width: int, batch_size
 
 def timed_updates(config: Config):
     """A function running one donated update on the current state, and the state holder."""
-    env, agent = train_mod.build_agent(config)
+    env, agent = build_mod.build_task_and_agent(config)
     b = config.batch_size
     batch = replay.Batch(
         obs=jnp.zeros((b, env.state_size)), action=jnp.zeros((b, env.action_size)),

@@ -69,7 +69,7 @@ def main() -> None:
     rows: list[dict] = []
     for size in sizes:
         base = dataclasses.replace(Config(progress=False, tensorboard=False), **SIZES[size])
-        programs: dict[int, Program] = {}
+        programs: dict[int, EpochProgram] = {}
         for n in seeds:
             prog = EpochProgram(dataclasses.replace(base, num_seeds=n))
             programs[n] = prog

@@ -8,7 +8,7 @@ calls of it with the agent state carried from call to call (donated, as in train
 Layouts: "rolled" (one residual block per scan iteration, Config.unroll=1) and "unrolled" (all
 depth/4 blocks in one iteration, Config.unroll=depth//4; only up to --max-unrolled-depth). `--partial
 N` adds "partial" rows with N blocks per iteration. The "auto" column says which one
-`training.resolve_unroll` picks today.
+`networks.resolve_unroll` picks today.
 
 `--backward-saves` picks what the backward pass keeps of each residual block (`ResidualMLP.backward_saves`):
 "auto" (the library default: "dots" for a scan of several iterations, "all" for one), "dots" (the four
@@ -25,7 +25,7 @@ unrolled program ran (depth > --max-unrolled-depth) it is extended linearly in d
 shallowest exact counts (every block adds the same work; the other exact counts check the fit). Achieved GFLOP/s is compared with this
 CPU's float32 matmul rate (`jnp.dot` under jit, 256^3 and 1024^3).
 
-The last line recommends a value for `training.UNROLL_ALL_UP_TO_DEPTH`.
+The last line recommends a value for `networks.UNROLL_ALL_UP_TO_DEPTH`.
 
     python benchmarks/sgd_throughput.py            # depth 4, 16, 64, 256; width 256, batch 256
     python benchmarks/sgd_throughput.py --quick    # smoke test: tiny sizes, depth 8
@@ -52,7 +52,9 @@ from deepcrl.networks import BACKWARD_SAVES, resolve_backward_saves  # noqa: E40
 from deepcrl.replay import Batch  # noqa: E402
 
 # deepcrl/__init__.py exports a function called `train`, which shadows the module attribute.
-train_mod = importlib.import_module("deepcrl.training")
+train_mod = importlib.import_module("deepcrl.programs")
+net_mod = importlib.import_module("deepcrl.networks")
+build_mod = importlib.import_module("deepcrl.build")
 
 NAME = "sgd_throughput"
 
@@ -100,7 +102,7 @@ def random_batches(env, k: int, batch_size: int, key: jax.Array) -> Batch:
 
 def build(config: Config, k: int, saves: str = "auto"):
     """(agent state, batches, keys, jitted scan of K updates) for one config; `saves`: the networks' backward_saves."""
-    env, agent = train_mod.build_agent(config)
+    env, agent = build_mod.build_task_and_agent(config)
     agent.actor = agent.actor.clone(backward_saves=saves)
     agent.sa_encoder = agent.sa_encoder.clone(backward_saves=saves)
     agent.g_encoder = agent.g_encoder.clone(backward_saves=saves)
@@ -257,14 +259,14 @@ def main() -> None:
             layouts.append(("unrolled", blocks))
         if args.partial and blocks > args.partial:
             layouts.append(("partial", args.partial))
-        auto_unroll = train_mod.resolve_unroll(0, depth)
+        auto_unroll = net_mod.resolve_unroll(0, depth)
         k = updates_per_call(depth, quick)
         # compile every distinct program of this depth, then time them interleaved
         done: dict[tuple[int, str], dict] = {}
         plan, programs = [], []
         for saves in saves_list:
             for layout, unroll in layouts:
-                resolved = train_mod.resolve_unroll(unroll, depth)
+                resolved = net_mod.resolve_unroll(unroll, depth)
                 plan.append((saves, layout, resolved))
                 if (resolved, saves) not in done:
                     done[(resolved, saves)] = {"layout": layout, "index": len(programs)}
@@ -353,9 +355,9 @@ def main() -> None:
     value, reason = recommend(default_rows, args.min_speedup)
     reason = f"backward_saves=auto: {reason}"
     if value is None:
-        line = f"recommendation: none for UNROLL_ALL_UP_TO_DEPTH (currently {train_mod.UNROLL_ALL_UP_TO_DEPTH}): {reason}"
+        line = f"recommendation: none for UNROLL_ALL_UP_TO_DEPTH (currently {net_mod.UNROLL_ALL_UP_TO_DEPTH}): {reason}"
     else:
-        line = (f"recommendation: UNROLL_ALL_UP_TO_DEPTH = {value} (currently {train_mod.UNROLL_ALL_UP_TO_DEPTH}); "
+        line = (f"recommendation: UNROLL_ALL_UP_TO_DEPTH = {value} (currently {net_mod.UNROLL_ALL_UP_TO_DEPTH}); "
                 f"unrolled counts as faster at >= {args.min_speedup:g}x; {reason}")
     print(line)
 
@@ -370,8 +372,8 @@ def main() -> None:
         "env": args.env,
         "min_speedup": args.min_speedup,
         "backward_saves": saves_list,
-        "unroll_all_up_to_depth": train_mod.UNROLL_ALL_UP_TO_DEPTH,
-        "deep_unroll": train_mod.DEEP_UNROLL,
+        "unroll_all_up_to_depth": net_mod.UNROLL_ALL_UP_TO_DEPTH,
+        "deep_unroll": net_mod.DEEP_UNROLL,
         "config": base.to_dict(),
     }
     extra = {

@@ -103,7 +103,7 @@ def check_update() -> dict:
 def check_train(run_dir: str, num_seeds: int) -> dict:
     """A whole small run on 2 devices through deepcrl.train: finite metrics, a loadable checkpoint."""
     from deepcrl import Config, train
-    from deepcrl.checkpoint import load_checkpoint
+    from deepcrl.checkpoints import load_policy_checkpoint
 
     config = Config(
         env="point_open", num_envs=8, unroll_length=10, updates_per_epoch=4, batch_size=16, buffer_size=100,
@@ -112,14 +112,14 @@ def check_train(run_dir: str, num_seeds: int) -> dict:
         tensorboard=False, checkpoint_every=3,
     )
     result = train(config)
-    _, _, _, payload = load_checkpoint(run_dir)
+    _, _, _, payload = load_policy_checkpoint(run_dir)
     leaves = jax.tree_util.tree_leaves(payload)
 
     # Resume a copy from its epoch-3 training state: it must end with the same parameters.
     import shutil
     from pathlib import Path
 
-    from deepcrl.training import resume
+    from deepcrl.loop import resume
 
     copy = Path(run_dir + "-resumed")
     shutil.copytree(run_dir, copy)

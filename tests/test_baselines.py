@@ -25,12 +25,14 @@ from deepcrl import replay
 from deepcrl.agents.gcbc import GCBC, GCBCConfig, tanh_gaussian_log_prob
 from deepcrl.agents.sac import SAC, SACConfig
 from deepcrl.agents.td3 import TD3, TD3Config
-from deepcrl.checkpoint import load_checkpoint, save_train_state
-from deepcrl.config import Config, validate
+from deepcrl.checkpoints import load_policy_checkpoint, save_train_state
+from deepcrl.build import build_task_and_agent, validate
+from deepcrl.config import Config
 from deepcrl.errors import ConfigError
 from deepcrl.evaluate import make_evaluate
 from deepcrl.networks import sample_tanh_gaussian
-from deepcrl.training import Trainer, resume, run_keys
+from deepcrl.loop import resume
+from deepcrl.programs import Trainer, run_keys
 
 STATE, GOAL, ACTION, B = 4, 2, 2, 32
 TINY = dict(state_size=STATE, goal_size=GOAL, action_size=ACTION, actor_width=16, critic_width=16, actor_depth=4, critic_depth=4)
@@ -248,9 +250,12 @@ def test_agent_settings_are_checked(overrides, message):
 
 
 def test_agent_defaults_resolve_per_agent():
-    assert (Config(agent="td3").resolved_actor_lr, Config(agent="sac").resolved_actor_lr) == (1e-3, 3e-4)
-    assert (Config(agent="crl").resolved_entropy_scale, Config(agent="sac").resolved_entropy_scale) == (0.5, 1.0)
-    assert Config(agent="sac", actor_lr=1e-4).resolved_actor_lr == 1e-4
+    def built(**overrides):  # the agent's own config, as the run builds it
+        return build_task_and_agent(Config(**overrides))[1].config
+
+    assert (built(agent="td3").actor_lr, built(agent="sac").actor_lr) == (1e-3, 3e-4)
+    assert (built(agent="crl").entropy_scale, built(agent="sac").entropy_scale) == (0.5, 1.0)
+    assert built(agent="sac", actor_lr=1e-4).actor_lr == 1e-4
 
 
 # ------------------------------------------------------- short runs: learn, save, load, resume (per agent)
@@ -294,7 +299,7 @@ def agent_run(request, tmp_path_factory):
 
 def test_each_agent_beats_a_random_policy_on_the_open_arena(agent_run):
     name, config, result = agent_run
-    env = deepcrl.config.make_env_from_config(config)
+    env = deepcrl.build.build_task(config)
     evaluate = make_evaluate(env, config.num_eval_envs)
     policy = deepcrl.load_policy(config.run_dir)  # loaded from the path alone
     key = jax.random.PRNGKey(2024)
@@ -306,7 +311,7 @@ def test_each_agent_beats_a_random_policy_on_the_open_arena(agent_run):
 
 def test_each_agent_checkpoint_loads_with_its_config(agent_run):
     name, config, _ = agent_run
-    loaded_config, env, agent, payload = load_checkpoint(config.run_dir)
+    loaded_config, env, agent, payload = load_policy_checkpoint(config.run_dir)
     assert loaded_config.agent == name and type(agent).__name__.lower() == name
     expected = {"sac": {"actor_params", "critic_params", "log_alpha"}, "td3": {"actor_params", "critic_params"},
                 "gcbc": {"actor_params"}}[name]
@@ -345,7 +350,7 @@ def dense_run(request, tmp_path_factory):
 def test_sac_and_td3_learn_a_dense_reward_on_the_open_arena(dense_run):
     """The TD machinery on its own (no sparse goals, no relabelling): reward = minus the distance to the goal."""
     name, config, result = dense_run
-    env = deepcrl.config.make_env_from_config(config)
+    env = deepcrl.build.build_task(config)
     evaluate = make_evaluate(env, config.num_eval_envs)
     key = jax.random.PRNGKey(2024)
     trained, random = jax.device_get(jax.jit(lambda k: (evaluate(deepcrl.load_policy(config.run_dir), k), evaluate(_random_policy, k)))(key))

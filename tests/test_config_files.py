@@ -13,7 +13,8 @@ import jax.numpy as jnp
 import pytest
 
 from deepcrl import cli, replay
-from deepcrl.config import Config, load_config_file
+from deepcrl.config import Config
+from deepcrl.config_files import load_config_file
 from deepcrl.errors import ConfigError
 from cli_helpers import assert_one_error_line as _assert_one_error_line, dry_run_rows, run_main as _main
 
@@ -195,7 +196,7 @@ def test_analytic_flops_match_xla_cost_analysis():
     """The dry run's analytic FLOPs against XLA's count for a fully unrolled update (width 256: the Dense
     layers dominate; XLA also counts LayerNorm, activations and Adam, hence a few percent more)."""
     from deepcrl.dry_run import plan_run
-    from deepcrl.training import build_agent
+    from deepcrl.build import build_task_and_agent as build_agent
 
     config = Config(env="point_open", depth=4, width=256, batch_size=256, unroll=1)
     plan = plan_run(config)

@@ -13,7 +13,8 @@ import numpy as np
 from deepcrl import Config
 from deepcrl.agents.crl import CRL
 from deepcrl.replay import Batch
-from deepcrl.training import Trainer, build_agent
+from deepcrl.build import build_task_and_agent as build_agent
+from deepcrl.programs import Trainer
 
 DEEP = Config(
     env="point_open", critic_depth=1024, actor_depth=512, width=16, repr_dim=16, num_envs=8, unroll_length=10,

@@ -12,7 +12,7 @@ import pytest
 
 from deepcrl import estimate, replay
 from deepcrl.config import Config
-from deepcrl.training import build_agent
+from deepcrl.build import build_task_and_agent as build_agent
 
 from cli_helpers import dry_run_rows
 

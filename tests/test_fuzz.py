@@ -23,10 +23,13 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from deepcrl.config import Config, config_from_mapping, load_config_file, validate
+from deepcrl.build import validate
+from deepcrl.config import Config
+from deepcrl.config_files import config_from_mapping, load_config_file
 from deepcrl.envs.layouts import get_layout, parse_layout
 from deepcrl.errors import ConfigError
-from deepcrl.training import build_agent, prepare_run_dir
+from deepcrl.build import build_task_and_agent as build_agent
+from deepcrl.run_dir import prepare_run_dir
 
 FAST = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

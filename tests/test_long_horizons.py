@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from deepcrl import Config, ConfigError, Trainer
-from deepcrl.config import validate
-from deepcrl.training import evaluation_policy
+from deepcrl.build import validate
+from deepcrl.evaluate import evaluation_policy
 
 
 @pytest.mark.parametrize("overrides, message", [

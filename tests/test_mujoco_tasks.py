@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 from flax import serialization
 
-from deepcrl import checkpoint
-from deepcrl.config import Config, make_env_from_config, validate
+from deepcrl.checkpoints import train_state as checkpoint
+from deepcrl.build import build_task as make_env_from_config, validate
+from deepcrl.config import Config
 from deepcrl.envs import MUJOCO_TASK_NAMES, get_layout, make_env
 from deepcrl.envs.mujoco import maze
 from deepcrl.errors import ConfigError

@@ -7,6 +7,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from deepcrl.build import validate
+from deepcrl.config import Config
 from deepcrl.errors import ConfigError
 from deepcrl.networks import (
     BACKWARD_SAVES,
@@ -17,7 +19,7 @@ from deepcrl.networks import (
     param_count,
     resolve_backward_saves,
     sample_tanh_gaussian,
-    validate_network,
+    resolve_unroll,
 )
 
 KEY = jax.random.PRNGKey(0)
@@ -290,28 +292,30 @@ def test_unknown_activation_in_module_raises():
 # ------------------------------------------------------------------ validation
 
 
-def test_validate_network_accepts_good():
-    validate_network(256, 4, "swish")
-    validate_network(1, 1024, "relu")
-    validate_network(32, 8, "swish", unroll=True)
-    validate_network(32, 8, "swish", unroll=4)
+# The network settings are checked where they enter, in the run config (deepcrl.build.validate).
+
+
+def test_network_settings_accept_good():
+    for overrides in (dict(width=256, depth=4), dict(width=1, depth=1024, activation="relu"),
+                      dict(width=32, depth=8, unroll=2), dict(width=32, depth=8, unroll=4)):
+        validate(Config(**overrides))
 
 
 @pytest.mark.parametrize(
-    "args,needle",
+    "overrides,needle",
     [
-        ((256, 6, "swish"), "depth=6"),
-        ((256, 0, "swish"), "depth=0"),
-        ((256, -4, "swish"), "depth=-4"),
-        ((256, 4.0, "swish"), "depth=4.0"),
-        ((0, 4, "swish"), "width=0"),
-        ((-3, 4, "swish"), "width=-3"),
-        ((256, 4, "gelu"), "activation='gelu'"),
+        (dict(depth=6), "depth=6"),
+        (dict(depth=0), "depth=0"),
+        (dict(depth=-4), "depth=-4"),
+        (dict(width=0), "width=0"),
+        (dict(width=-3), "width=-3"),
+        (dict(critic_depth=10), "critic_depth=10"),
+        (dict(activation="gelu"), "activation='gelu'"),
     ],
 )
-def test_validate_network_errors(args, needle):
+def test_network_settings_errors(overrides, needle):
     with pytest.raises(ConfigError) as e:
-        validate_network(*args)
+        validate(Config(**overrides))
     msg = str(e.value)
     assert needle in msg
     assert "\n" not in msg
@@ -321,9 +325,19 @@ def test_validate_network_errors(args, needle):
         assert "multiple of 4" in msg
 
 
-def test_validate_network_unroll_error():
-    with pytest.raises(ConfigError, match="unroll=0"):
-        validate_network(8, 4, "swish", unroll=0)
+def test_network_depth_must_be_an_integer():
+    with pytest.raises(ConfigError, match=r"depth=4.0 is not allowed; it must be an integer"):
+        validate(Config(depth=4.0))
+
+
+def test_network_unroll_error():
+    with pytest.raises(ConfigError, match="unroll=-1"):
+        validate(Config(unroll=-1))
+
+
+def test_resolve_unroll_rule():
+    assert resolve_unroll(0, 16) == 4 and resolve_unroll(0, 20) == 1  # all blocks up to depth 16, then one per iteration
+    assert resolve_unroll(3, 8) == 2 and resolve_unroll(3, 64) == 3  # a given value, at most every block
 
 
 # ------------------------------------------------------------------ actor / tanh-Gaussian

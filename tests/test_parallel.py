@@ -79,7 +79,7 @@ def test_more_devices_than_visible_is_a_one_line_error_with_the_cpu_hint():
 
 
 def test_environments_and_batch_must_split_evenly():
-    from deepcrl.config import validate
+    from deepcrl.build import validate
 
     with pytest.raises(ConfigError, match="batch_size=100 does not split over 8 devices"):
         validate(Config(num_devices=8, num_envs=256, batch_size=100))

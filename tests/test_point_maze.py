@@ -182,7 +182,7 @@ def test_single_step_property(cell, off, action):
 
 
 def test_slides_along_walls():
-    env = PointMaze(get_layout("u_maze"), episode_length=100)  # cell 1, radius 0.1, speed 0.25
+    env = PointMaze(get_layout("u_maze"), episode_length=100, max_speed=0.25)  # cell 1, radius 0.1, speed 0.25
     # From the centre of the start cell (1, 1): 11 steps diagonally up-right, then 1 down-right.
     actions = np.array([[1.0, -1.0]] * 11 + [[1.0, 1.0]], np.float32)[:, None]
     keys = jax.random.split(jax.random.PRNGKey(0), 1)

@@ -19,10 +19,12 @@ import jax
 import numpy as np
 import pytest
 
-from deepcrl.checkpoint import list_train_states, restore_train_state, save_train_state
+from deepcrl.checkpoints import list_train_states, restore_train_state, save_train_state
 from deepcrl.config import Config
 from deepcrl.errors import ConfigError
-from deepcrl.training import Trainer, resume
+from deepcrl.loop import resume
+from deepcrl.programs import Trainer
+from deepcrl.config_files import load_config_file
 
 TINY_SETTINGS = dict(
     env="point_open", width=16, depth=4, num_envs=8, unroll_length=10, updates_per_epoch=4, batch_size=16,
@@ -106,7 +108,7 @@ def test_signal_checkpoints_and_exits_zero_then_resumes(uninterrupted, tmp_path,
     assert int(newest.name.split("_")[1]) >= 50
     assert not (run_dir / "checkpoint").exists()  # the final policy checkpoint comes only at the end
 
-    trainer = Trainer(Config.load(run_dir / "config.json"))
+    trainer = Trainer(load_config_file(run_dir / "config.json"))
     target = jax.eval_shape(trainer.init, jax.random.PRNGKey(0))
     state, with_buffer = restore_train_state(newest, target)
     assert with_buffer and int(state.epoch) == int(newest.name.split("_")[1])
@@ -126,7 +128,7 @@ def test_nan_stops_with_one_line_and_keeps_the_last_good_checkpoint(tmp_path):
     assert "became NaN or Inf at SGD step" in lines[0]
     saved = list_train_states(run_dir)
     if saved:  # every checkpoint kept must hold finite parameters
-        trainer = Trainer(Config.load(run_dir / "config.json"))
+        trainer = Trainer(load_config_file(run_dir / "config.json"))
         state, _ = restore_train_state(saved[-1], jax.eval_shape(trainer.init, jax.random.PRNGKey(0)))
         assert all(np.isfinite(np.asarray(x)).all() for x in jax.tree_util.tree_leaves(state.agent.critic_params))
         assert str(saved[-1]) in lines[0]
@@ -185,9 +187,9 @@ def test_resume_refuses_flags_that_change_the_run(uninterrupted, tmp_path):
 
 
 def test_failed_checkpoint_write_keeps_the_previous_one(tmp_path, monkeypatch):
-    import deepcrl.checkpoint as checkpoint_module
+    import deepcrl.checkpoints.train_state as checkpoint_module
     from deepcrl.errors import CheckpointWriteError
-    from deepcrl.training import train
+    from deepcrl.loop import train
 
     real_fsync = checkpoint_module.os.fsync
     calls = {"n": 0}

@@ -15,9 +15,10 @@ import pytest
 
 import deepcrl
 from deepcrl import Config, ConfigError, Trainer
-from deepcrl.checkpoint import load_checkpoint, load_policy
+from deepcrl.checkpoints import load_policy, load_policy_checkpoint
 from deepcrl.logger import read_metrics
-from deepcrl.training import metric_columns, run_keys
+from deepcrl.metrics import metric_columns
+from deepcrl.programs import run_keys
 
 TINY = dict(
     env="point_open", num_envs=8, unroll_length=10, updates_per_epoch=5, batch_size=32, buffer_size=100,
@@ -60,11 +61,11 @@ def test_each_seed_of_a_vmapped_run_equals_the_single_run_with_that_seed():
 
 def test_metric_columns_give_mean_standard_error_and_each_seed():
     config = Config(**dict(TINY, num_seeds=3))
-    row = metric_columns({"eval/success": np.array([0.2, 0.4, 0.9])}, config)
+    row = metric_columns({"eval/success": np.array([0.2, 0.4, 0.9])}, config.seed, config.num_seeds)
     assert row["eval/success"] == pytest.approx(0.5)
     assert row["eval/success/se"] == pytest.approx(np.std([0.2, 0.4, 0.9], ddof=1) / math.sqrt(3))
     assert [row[f"eval/success/seed{s}"] for s in (5, 6, 7)] == pytest.approx([0.2, 0.4, 0.9])
-    assert metric_columns({"x": np.float32(1.5)}, Config(**TINY)) == {"x": 1.5}
+    assert metric_columns({"x": np.float32(1.5)}, Config(**TINY).seed, Config(**TINY).num_seeds) == {"x": 1.5}
 
 
 @pytest.fixture(scope="module")
@@ -82,7 +83,7 @@ def test_a_multi_seed_run_writes_per_seed_columns_and_a_checkpoint_per_seed(mult
     for name in ("eval/success", "critic/loss", "collect/episodes"):
         assert {name, f"{name}/se", f"{name}/seed5", f"{name}/seed6"} <= set(last)
         assert last[name] == pytest.approx((last[f"{name}/seed5"] + last[f"{name}/seed6"]) / 2, abs=1e-6)
-    config, env, _, payload = load_checkpoint(run_dir)
+    config, env, _, payload = load_policy_checkpoint(run_dir)
     assert config.num_seeds == 2
     assert all(np.shape(x)[0] == 2 for x in jax.tree_util.tree_leaves(payload))
     obs = np.linspace(0.0, 3.0, 4 * env.obs_size, dtype=np.float32).reshape(4, env.obs_size)
@@ -118,7 +119,7 @@ def test_a_multi_seed_run_resumes_to_the_same_parameters(multi_seed_run, tmp_pat
     for path in sorted((copy / "state").iterdir()):
         if path.name != "epoch_00000003":
             shutil.rmtree(path)
-    deepcrl.training.resume(copy)
+    deepcrl.loop.resume(copy)
     want = (run_dir / "checkpoint" / "agent.msgpack").read_bytes()
     got = (copy / "checkpoint" / "agent.msgpack").read_bytes()
     assert got == want

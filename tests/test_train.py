@@ -15,9 +15,10 @@ import pytest
 
 import deepcrl
 from deepcrl import Config, ConfigError, Trainer
-from deepcrl.checkpoint import load_checkpoint
+from deepcrl.checkpoints import load_policy_checkpoint
 from deepcrl.evaluate import make_evaluate
 from deepcrl.logger import read_metrics
+from deepcrl.config_files import load_config_file
 
 
 def _leaves_equal(a, b) -> bool:
@@ -108,8 +109,8 @@ def test_train_writes_the_run_directory(run):
     cfg, result = run
     run_dir = Path(cfg.run_dir)
     assert result.run_dir == run_dir
-    assert Config.load(run_dir / "config.json") == cfg
-    assert Config.load(run_dir / "checkpoint" / "config.json") == cfg
+    assert load_config_file(run_dir / "config.json") == cfg
+    assert load_config_file(run_dir / "checkpoint" / "config.json") == cfg
     assert (run_dir / "checkpoint" / "agent.msgpack").stat().st_size > 1000
     assert not [p for p in run_dir.iterdir() if p.name.startswith(".checkpoint")]  # no leftover temp folder
     events = list((run_dir / "tensorboard").glob("events.out.tfevents.*"))
@@ -143,7 +144,7 @@ def test_run_result_matches_metrics_csv(run):
 def test_load_policy_single_and_batch(run):
     cfg, _ = run
     policy = deepcrl.load_policy(cfg.run_dir)
-    env = deepcrl.config.make_env_from_config(cfg)
+    env = deepcrl.build.build_task(cfg)
     states = jax.vmap(env.eval_reset)(jax.random.split(jax.random.PRNGKey(0), 5))
     obs = np.asarray(jax.vmap(env.observation)(states))
     batch = np.asarray(policy(obs))
@@ -164,7 +165,7 @@ def test_train_equals_trainer_and_load_policy_equals_trained_actor(run, trainer)
     for _ in range(cfg.num_epochs):
         state, _ = trainer.epoch(state)
     actor_params = jax.device_get(state.agent.actor_params)
-    _, _, _, payload = load_checkpoint(cfg.run_dir)
+    _, _, _, payload = load_policy_checkpoint(cfg.run_dir)
     assert _leaves_equal(payload["actor_params"], actor_params)
     assert _leaves_equal(payload["critic_params"], jax.device_get(state.agent.critic_params))
     np.testing.assert_array_equal(payload["log_alpha"], jax.device_get(state.agent.log_alpha))
@@ -185,7 +186,7 @@ def _random_policy(obs: jax.Array) -> jax.Array:
 
 def test_short_training_clearly_beats_a_random_policy(run):
     cfg, result = run
-    env = deepcrl.config.make_env_from_config(cfg)
+    env = deepcrl.build.build_task(cfg)
     evaluate = make_evaluate(env, cfg.num_eval_envs)
     policy = deepcrl.load_policy(cfg.run_dir)
     key = jax.random.PRNGKey(2024)  # the same evaluation episodes for both policies

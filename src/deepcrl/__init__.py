@@ -5,10 +5,18 @@
     policy = deepcrl.load_policy(result.run_dir)   # jitted: observation -> action
 """
 
-from deepcrl.checkpoint import load_policy
+from importlib.metadata import PackageNotFoundError, version
+
+from deepcrl.build import Setup, prepare, validate
+from deepcrl.checkpoints import load_policy
 from deepcrl.config import Config
 from deepcrl.errors import ConfigError
-from deepcrl.training import RunResult, Trainer, train
+from deepcrl.loop import RunResult, resume, train
+from deepcrl.programs import Trainer
 
-__all__ = ["Config", "ConfigError", "RunResult", "Trainer", "load_policy", "train"]
-__version__ = "0.1.0"
+try:
+    __version__ = version("deepcrl")
+except PackageNotFoundError:  # running from a source tree that was never installed
+    __version__ = "0.1.0"
+
+__all__ = ["Config", "ConfigError", "RunResult", "Setup", "Trainer", "load_policy", "prepare", "resume", "train", "validate"]

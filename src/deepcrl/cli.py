@@ -1,4 +1,6 @@
-"""The command line: `deepcrl train [FLAGS]` and `deepcrl eval RUN_DIR`. Nothing imports this module.
+"""The command line: `deepcrl train [FLAGS]`, `deepcrl eval RUN_DIR`, `deepcrl render RUN_DIR`,
+`deepcrl --version`. Thin: each command parses its flags (tyro), validates once at the boundary and
+calls the library. No other module of deepcrl imports this one.
 
 Bad input of any kind prints one line, `deepcrl: error: ...`, and exits with code 2; nothing is written.
 """
@@ -18,7 +20,7 @@ import tyro
 
 from deepcrl.errors import ConfigError, RunError
 
-USAGE = """usage: deepcrl {train,eval,render} ...
+USAGE = """usage: deepcrl {train,eval,render} ... | deepcrl --version
 
   deepcrl train [FLAGS]      train an agent (deepcrl train --help lists every flag)
   deepcrl train --config FILE [FLAGS]   settings from a YAML or JSON file, flags override it
@@ -171,7 +173,9 @@ def _split_train_argv(argv: Sequence[str]) -> tuple[dict[str, str], bool, list[s
 
 
 def _train(argv: Sequence[str]) -> int:
-    from deepcrl.config import Config, load_config_file, preset_config, validate
+    from deepcrl.build import prepare
+    from deepcrl.config import Config
+    from deepcrl.config_files import load_config_file, preset_config
 
     extra, dry_run, rest = _split_train_argv(argv)
     config_path, resume_dir, preset = extra.get("--config"), extra.get("--resume"), extra.get("--preset")
@@ -184,19 +188,19 @@ def _train(argv: Sequence[str]) -> int:
         defaults = load_config_file(config_path, base=defaults)
     kwargs = {} if defaults is None else {"default": defaults}
     config = _parse(Config, rest, prog="deepcrl train", description=TRAIN_DESCRIPTION, **kwargs)
-    validate(config)
+    setup = prepare(config)  # validated once, the task built once: the run below takes both
     if dry_run:
         from deepcrl.dry_run import plan_run, print_plan
-        from deepcrl.training import prepare_run_dir
+        from deepcrl.run_dir import prepare_run_dir
 
-        plan = plan_run(config)
+        plan = plan_run(setup)
         _, run_dir = prepare_run_dir(config)  # checks the folder a run would write, creates nothing
         print_plan(plan, config, run_dir=str(run_dir))
         return 0
 
-    from deepcrl.training import train
+    from deepcrl.loop import train
 
-    train(config)
+    train(setup)
     return 0
 
 
@@ -204,8 +208,9 @@ def _resume(run_dir: str, config_path: str | None, dry_run: bool, rest: list[str
     """deepcrl train --resume RUN_DIR [FLAGS]: flags may only repeat the stored settings (or --no-progress)."""
     from pathlib import Path
 
-    from deepcrl.config import Config, load_config_file
-    from deepcrl.training import resume
+    from deepcrl.config import Config
+    from deepcrl.config_files import load_config_file
+    from deepcrl.loop import resume
 
     if dry_run:
         raise ConfigError("--dry-run cannot be combined with --resume; run deepcrl train --dry-run --config RUN_DIR/config.json instead")
@@ -223,15 +228,14 @@ def _eval(argv: Sequence[str]) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    from deepcrl.checkpoint import load_checkpoint
-    from deepcrl.evaluate import make_evaluate
+    from deepcrl.checkpoints import load_policy_checkpoint
+    from deepcrl.evaluate import evaluation_policy, make_evaluate
+    from deepcrl.metrics import metric_columns
 
     args = _parse(EvalArgs, argv, prog="deepcrl eval", description="Evaluate a trained run's checkpoint.")
     if args.num_envs <= 0:
         raise ConfigError(f"num_envs={args.num_envs} is not allowed; it must be a positive integer")
-    from deepcrl.training import evaluation_policy, metric_columns
-
-    config, env, agent, payload = load_checkpoint(args.run_dir)
+    config, env, agent, payload = load_policy_checkpoint(args.run_dir)
     samples = config.eval_action_samples  # evaluate the way the run evaluated (deterministic by default)
     evaluate = make_evaluate(env, args.num_envs, policy_takes_key=samples > 0)
 
@@ -241,7 +245,7 @@ def _eval(argv: Sequence[str]) -> int:
     if config.num_seeds > 1:  # every seed of the run on the same episodes: mean, standard error, each seed
         run = jax.vmap(run, in_axes=(0, None))
     metrics = jax.device_get(jax.jit(run)(payload, jax.random.PRNGKey(args.seed)))
-    metrics = metric_columns(metrics, config)
+    metrics = metric_columns(metrics, config.seed, config.num_seeds)
     if args.json:
         print(json.dumps(metrics, indent=2))
         return 0
@@ -274,6 +278,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] in ("-h", "--help"):
         print(USAGE)
+        return 0
+    if argv and argv[0] in ("-V", "--version"):
+        from deepcrl import __version__
+
+        print(f"deepcrl {__version__}")
         return 0
     if not argv:
         return _fail("missing command; choose one of: train, eval, render (deepcrl --help shows the usage)")

@@ -1,14 +1,16 @@
 """Every knob of a training run, one line of comment each, and all validation in one place.
 
 `Config` is flat on purpose: the command line (`deepcrl train --depth 16 --batch-size 512`) and
-Python (`Config(depth=16, batch_size=512)`) use the same names. `validate(config)` checks every value
-before anything is compiled or written and raises `ConfigError` with one line naming the bad value and
-what is allowed.
+Python (`Config(depth=16, batch_size=512)`) use the same names. `check_fields(config)` checks each
+value's type and range; `deepcrl.build.validate` adds what needs the agent or the task (choice lists,
+settings an agent does not read, the task's episode length) before anything is compiled or written.
+Both raise `ConfigError` with one line naming the bad value and what is allowed. Config files and
+presets: deepcrl.config_files.
 
-Defaults: the paper's algorithm settings (paper.md §2-§6: Adam 3e-4, representation size 64,
+Defaults: the paper's algorithm settings (Wang et al. 2025, "1000 Layer Networks for Self-Supervised RL", §3-§4 and Appendix: Adam 3e-4, representation size 64,
 negative-L2 energy, forward InfoNCE with a 0.1 logsumexp penalty, gamma 0.99, target entropy
 -0.5 x action size) with sizes chosen so that `deepcrl train` finishes in a few minutes on a 2-core
-CPU. The paper's GPU sizes are in docs/recipes.md.
+CPU. The paper's GPU sizes: `--preset paper` (deepcrl.presets, docs/tasks.md).
 """
 
 from __future__ import annotations
@@ -17,13 +19,9 @@ import dataclasses
 import functools
 import json
 import math
-import re
 import types
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Mapping, Union, get_args, get_origin, get_type_hints
-
-import yaml
 
 from deepcrl.errors import ConfigError
 
@@ -68,7 +66,7 @@ class Config:
     layer_norm: bool = True  # LayerNorm after every Dense (paper ablation: off)
     activation: str = "swish"  # swish or relu (paper ablation: relu)
     residual: bool = True  # skip connections around blocks of 4 layers (paper ablation: off)
-    unroll: int = 0  # blocks per scan iteration; 0 picks by measurement (see training.resolve_unroll)
+    unroll: int = 0  # blocks per scan iteration; 0 picks by measurement (networks.resolve_unroll)
     remat: bool = False  # recompute each residual block in the backward pass: activation memory grows by one array per block, not per layer (rolled networks, depth > 16 by default; measured to save nothing unrolled)
     matmul_dtype: str = "float32"  # float32 or bfloat16: dtype of the networks' matrix multiplies (parameters, LayerNorm statistics and losses stay float32)
 
@@ -125,20 +123,6 @@ class Config:
         return self.width if self.critic_width is None else self.critic_width
 
     @property
-    def resolved_actor_lr(self) -> float:
-        return AGENT_LEARNING_RATE[self.agent] if self.actor_lr is None else self.actor_lr
-
-    @property
-    def resolved_critic_lr(self) -> float:
-        return AGENT_LEARNING_RATE[self.agent] if self.critic_lr is None else self.critic_lr
-
-    @property
-    def resolved_entropy_scale(self) -> float:
-        if self.entropy_scale is not None:
-            return self.entropy_scale
-        return AGENT_ENTROPY_SCALE.get(self.agent, 0.5)
-
-    @property
     def env_steps_per_epoch(self) -> int:
         return self.num_envs * self.unroll_length
 
@@ -169,35 +153,10 @@ class Config:
             raise ConfigError(f"a config must be a mapping of setting names to values, got {type(data).__name__}")
         known = {f.name for f in dataclasses.fields(cls)}
         # Keys need not be strings (YAML allows `1: 2`), so sort them by their repr, never by value.
-        unknown = sorted((_short_repr(k) for k in data if not (isinstance(k, str) and k in known)))
+        unknown = sorted((short_repr(k) for k in data if not (isinstance(k, str) and k in known)))
         if unknown:
             raise ConfigError(f"unknown config key(s) {', '.join(unknown)}; allowed: {', '.join(sorted(known))}")
         return cls(**data)
-
-    @classmethod
-    def load(cls, path: str | Path) -> "Config":
-        """The Config in a JSON (or YAML) file; see `load_config_file`."""
-        return load_config_file(path)
-
-
-AGENT_NAMES = ("crl", "sac", "td3", "gcbc")
-AGENT_ENTROPY_SCALE = {"crl": 0.5, "sac": 1.0}  # the default target entropy of each agent that has one
-# Default Adam learning rate of actor and critic: the paper's 3e-4 for CRL; 3e-4 for SAC (Haarnoja et al.
-# 2018, Table 1) and GCBC (OGBench's GCBC); 1e-3 for TD3 (Fujimoto et al. 2018, Table 3).
-AGENT_LEARNING_RATE = {"crl": 3e-4, "sac": 3e-4, "td3": 1e-3, "gcbc": 3e-4}
-# Settings that only some agents read: giving one another value for another agent is an error.
-AGENT_FIELDS = {
-    "her": ("sac", "td3"), "her_fraction": ("sac", "td3"), "reward": ("sac", "td3"), "goal_terminal": ("sac", "td3"),
-    "tau": ("sac", "td3"), "policy_noise": ("td3",), "noise_clip": ("td3",), "policy_delay": ("td3",),
-    "exploration_noise": ("td3",), "preactivation_penalty": ("td3",), "entropy_scale": ("crl", "sac"), "alpha_lr": ("crl", "sac"),
-    "repr_dim": ("crl",), "energy": ("crl",), "contrastive_loss": ("crl",), "logsumexp_penalty": ("crl",),
-    "critic_depth": ("crl", "sac", "td3"), "critic_width": ("crl", "sac", "td3"), "critic_lr": ("crl", "sac", "td3"),
-}
-BEST_OF_K_AGENTS = ("crl", "sac")  # agents whose actions can be picked as the best of K policy samples by their critic
-ACTIVATIONS = ("swish", "relu")
-MATMUL_DTYPES = ("float32", "bfloat16")
-TRAIN_STARTS = ("free", "start_cells")
-TRAIN_GOALS = ("free", "goal_cells")
 
 
 def _positive(name: str, value: Any, kind: type = int) -> None:
@@ -217,11 +176,9 @@ def _choice(name: str, value: Any, allowed: tuple[str, ...]) -> None:
         raise ConfigError(f"{name}={value!r} is not allowed; choose one of: {', '.join(allowed)}")
 
 
-def validate(config: Config) -> None:
-    """Check every field and every combination; raise ConfigError (one line) on the first problem."""
-    from deepcrl.losses import ENERGY_NAMES, LOSS_NAMES
-    from deepcrl.replay import REWARD_KINDS
-
+def check_fields(config: Config) -> None:
+    """Check each field's type and range, and the combinations that need no agent or task; raise
+    ConfigError (one line) on the first problem. `deepcrl.build.validate` runs this, then the rest."""
     c = config
     check_types(c)
     for name in ("depth", "actor_depth", "critic_depth"):
@@ -257,21 +214,10 @@ def validate(config: Config) -> None:
         raise ConfigError(f"prefill_steps={c.prefill_steps!r} is not allowed; it must be an integer >= 0")
     if isinstance(c.seed, bool) or not isinstance(c.seed, int) or not 0 <= c.seed < 2**32:
         raise ConfigError(f"seed={c.seed!r} is not allowed; it must be an integer in [0, 2^32)")
-    _choice("agent", c.agent, AGENT_NAMES)
     for name in ("explore_action_samples", "eval_action_samples"):
         value = getattr(c, name)
         if value < 0:
             raise ConfigError(f"{name}={value!r} is not allowed; use 0 (deterministic action), 1 (one policy sample) or K >= 2 (best of K samples by the critic)")
-        if value >= 2 and c.agent not in BEST_OF_K_AGENTS:
-            raise ConfigError(f"{name}={value!r} is not allowed with --agent {c.agent}; the best of K samples needs a critic and a stochastic policy ({' or '.join(f'--agent {a}' for a in BEST_OF_K_AGENTS)}); use 0 or 1")
-    defaults = Config()
-    for name, agents in AGENT_FIELDS.items():
-        if c.agent not in agents and getattr(c, name) != getattr(defaults, name):
-            users = " or ".join(f"--agent {a}" for a in agents)
-            raise ConfigError(f"{name}={getattr(c, name)!r} is not allowed with --agent {c.agent}; it applies to {users} only")
-    if not c.her and c.her_fraction != defaults.her_fraction:
-        raise ConfigError(f"her_fraction={c.her_fraction!r} is not allowed without --her; add --her to relabel goals")
-    _choice("reward", c.reward, REWARD_KINDS)
     if not 0 <= c.her_fraction <= 1:
         raise ConfigError(f"her_fraction={c.her_fraction!r} is not allowed; it must lie in [0, 1]")
     if not 0 < c.tau <= 1:
@@ -289,14 +235,6 @@ def validate(config: Config) -> None:
             raise ConfigError(f"{name}={value!r} is not allowed; it must be a number >= 0")
     if not isinstance(c.gamma, (int, float)) or not 0 < c.gamma < 1:
         raise ConfigError(f"gamma={c.gamma!r} is not allowed; it must lie strictly between 0 and 1")
-    _choice("activation", c.activation, ACTIVATIONS)
-    _choice("energy", c.energy, ENERGY_NAMES)
-    _choice("contrastive_loss", c.contrastive_loss, LOSS_NAMES)
-    if c.train_starts is not None:
-        _choice("train_starts", c.train_starts, TRAIN_STARTS)
-    if c.train_goals is not None:
-        _choice("train_goals", c.train_goals, TRAIN_GOALS)
-    _choice("matmul_dtype", c.matmul_dtype, MATMUL_DTYPES)
     _positive("num_seeds", c.num_seeds)
     if c.seed + c.num_seeds > 2**32:
         raise ConfigError(f"seed={c.seed} with num_seeds={c.num_seeds} runs past the largest seed 2^32 - 1; lower --seed or --num-seeds")
@@ -306,9 +244,6 @@ def validate(config: Config) -> None:
         check_divisible_by_devices(c, c.num_devices)
     if c.buffer_size < c.unroll_length:
         raise ConfigError(f"buffer_size={c.buffer_size} is smaller than unroll_length={c.unroll_length}; one collection must fit in the buffer, raise --buffer-size")
-    env = make_env_from_config(c)  # unknown env / layout / bad maze file / bad env numbers raise ConfigError here
-    if c.buffer_size < env.episode_length:
-        raise ConfigError(f"buffer_size={c.buffer_size} is smaller than episode_length={env.episode_length} (env {c.env}); the buffer must hold a whole episode for relabelling, raise --buffer-size")
     if c.prefill_steps > c.buffer_size:
         raise ConfigError(f"prefill_steps={c.prefill_steps} is larger than buffer_size={c.buffer_size}; the prefill must fit in the buffer")
     available = c.num_envs * min(c.buffer_size, c.prefill_steps + c.unroll_length)
@@ -327,37 +262,17 @@ def check_divisible_by_devices(config: Config, num_devices: int) -> None:
             raise ConfigError(f"{name}={value} does not split over {num_devices} devices; it must be a multiple of the device count")
 
 
-# What a point maze gets for the task settings a config leaves unset (None). MuJoCo tasks take their
-# own defaults from their classes (the paper's table).
-POINT_TASK_DEFAULTS = {"episode_length": 100, "max_speed": 0.5, "goal_threshold": 0.5, "train_starts": "free", "train_goals": "free"}
-
-
-def make_env_from_config(config: Config):
-    """Build the task a config names (raises ConfigError for unknown names and bad layouts).
-
-    Task settings left unset (None) take the task's defaults; a point-mass-only setting given for
-    another task is an error.
-    """
-    from deepcrl.envs import POINT_ENV_NAMES, make_env
-
-    settings = {name: getattr(config, name) for name in POINT_TASK_DEFAULTS}
-    if config.env in POINT_ENV_NAMES:
-        settings = {k: (POINT_TASK_DEFAULTS[k] if v is None else v) for k, v in settings.items()}
-    return make_env(config.env, layout=config.layout, **settings)
-
-
 # ----------------------------------------------------------------------------------------------
-# Value types, and config files (`deepcrl train --config FILE`)
+# Value types (also of config files: deepcrl.config_files)
 # ----------------------------------------------------------------------------------------------
 
 # Integers end up in int32 device arrays (step counters, buffer rows, episode ids), so every integer
 # setting but the seed (checked in validate, [0, 2^32)) must stay below 2^31.
 INT_LIMIT = 2**31
-CONFIG_FILE_SUFFIXES = (".yaml", ".yml", ".json")
 _TYPE_TEXT = {int: "an integer", float: "a number", bool: "true or false", str: "a string"}
 
 
-def _short_repr(value: Any, limit: int = 80) -> str:
+def short_repr(value: Any, limit: int = 80) -> str:
     """repr(value) on one line, cut to about `limit` characters (error messages stay one readable line)."""
     try:
         text = repr(value)
@@ -389,7 +304,7 @@ def check_field_type(name: str, value: Any) -> Any:
     if value is None and optional:
         return None
     need = _TYPE_TEXT[kind] + (" or null" if optional else "")
-    bad = ConfigError(f"{name}={_short_repr(value)} is not allowed; it must be {need}")
+    bad = ConfigError(f"{name}={short_repr(value)} is not allowed; it must be {need}")
     if kind is bool:
         if not isinstance(value, bool):
             raise bad
@@ -404,13 +319,13 @@ def check_field_type(name: str, value: Any) -> Any:
         if not isinstance(value, int):
             raise bad
         if name != "seed" and value >= INT_LIMIT:
-            raise ConfigError(f"{name}={_short_repr(value)} is not allowed; it must be an integer below 2^31 = {INT_LIMIT}")
+            raise ConfigError(f"{name}={short_repr(value)} is not allowed; it must be an integer below 2^31 = {INT_LIMIT}")
         return value
     if isinstance(value, int):
         try:
             return float(value)
         except OverflowError:
-            raise ConfigError(f"{name}={_short_repr(value)} is not allowed; it is too large for a float") from None
+            raise ConfigError(f"{name}={short_repr(value)} is not allowed; it is too large for a float") from None
     if not isinstance(value, float):
         raise bad
     return value
@@ -424,132 +339,4 @@ def check_types(config: Config) -> None:
     for name in ("run_dir", "layout"):
         value = getattr(config, name)
         if value is not None and "\x00" in value:
-            raise ConfigError(f"{name}={_short_repr(value)} is not allowed; a path cannot contain a NUL character")
-
-
-def config_from_mapping(data: Any, source: str | None = None, base: Config | None = None) -> Config:
-    """A Config from a flat mapping of field names to values, as read from a config file.
-
-    Hyphenated names (`batch-size`) are accepted for `batch_size`. Unknown keys and values of the wrong
-    type raise ConfigError (prefixed with "config file SOURCE: " when `source` is given); int values of
-    float fields become floats. Ranges and combinations are left to `validate`. Keys not in the
-    mapping keep their values in `base` (default: the built-in defaults).
-    """
-    prefix = "" if source is None else f"config file {source!r}: "
-    try:
-        if not isinstance(data, Mapping):
-            got = "nothing (an empty file)" if data is None else f"{type(data).__name__} {_short_repr(data, 40)}"
-            raise ConfigError(f"the top level must be a mapping of setting names to values (depth: 16), got {got}")
-        known = {f.name for f in dataclasses.fields(Config)}
-        values: dict[Any, Any] = {}
-        spelled: dict[str, str] = {}
-        for key, value in data.items():
-            name = key
-            if isinstance(key, str) and key not in known and key.replace("-", "_") in known:
-                name = key.replace("-", "_")
-            if isinstance(name, str) and name in spelled:
-                raise ConfigError(f"{name!r} is given twice (as {spelled[name]!r} and {key!r}); keep one")
-            if isinstance(name, str):
-                spelled[name] = key
-            values[name] = value
-        Config.from_dict(values)  # unknown keys, by name
-        return dataclasses.replace(base or Config(), **{name: check_field_type(name, value) for name, value in values.items()})
-    except ConfigError as e:
-        raise ConfigError(prefix + str(e)) from None
-
-
-class _YamlLoader(yaml.SafeLoader):
-    """PyYAML's safe loader that also reads 1e-3 as a float (YAML 1.2) and rejects duplicate keys."""
-
-    def construct_mapping(self, node, deep=False):
-        seen: set[str] = set()
-        for key_node, _ in node.value if isinstance(node, yaml.MappingNode) else ():
-            if isinstance(key_node, yaml.ScalarNode) and key_node.tag != "tag:yaml.org,2002:merge":
-                if key_node.value in seen:
-                    raise yaml.constructor.ConstructorError(
-                        None, None, f"key {key_node.value!r} is given twice", key_node.start_mark
-                    )
-                seen.add(key_node.value)
-        return super().construct_mapping(node, deep=deep)
-
-
-# add_implicit_resolver copies the class-level table first, so yaml.SafeLoader itself is left unchanged.
-_YamlLoader.add_implicit_resolver(
-    "tag:yaml.org,2002:float",
-    re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
-    list("-+0123456789"),
-)
-
-
-def _json_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in out:
-            raise ConfigError(f"key {key!r} is given twice")
-        out[key] = value
-    return out
-
-
-def _one_line(text: str) -> str:
-    return " ".join(str(text).split())
-
-
-def parse_config_text(text: str, fmt: str) -> Any:
-    """The value a config file's text holds; fmt is "json" or "yaml". ConfigError if it does not parse."""
-    try:
-        if fmt == "json":
-            return json.loads(text, object_pairs_hook=_json_object)
-        return yaml.load(text, Loader=_YamlLoader)
-    except ConfigError:
-        raise
-    except json.JSONDecodeError as e:
-        raise ConfigError(f"is not valid JSON: {e.msg} at line {e.lineno}, column {e.colno}") from None
-    except yaml.MarkedYAMLError as e:
-        mark = e.problem_mark
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
-        raise ConfigError(f"is not valid YAML: {_one_line(e.problem or e.context or 'syntax error')}{where}") from None
-    except yaml.YAMLError as e:
-        raise ConfigError(f"is not valid YAML: {_one_line(e)}") from None
-    except RecursionError:
-        raise ConfigError(f"is nested too deeply to be a {fmt.upper()} config") from None
-    except (ValueError, TypeError, OverflowError) as e:  # e.g. a YAML timestamp out of range
-        raise ConfigError(f"cannot be parsed as {fmt.upper()}: {_one_line(e) or type(e).__name__}") from None
-
-
-def preset_config(name: str) -> Config:
-    """The Config of a named preset (`deepcrl train --preset NAME`; see deepcrl.presets)."""
-    from deepcrl.presets import PRESET_NAMES, PRESETS
-
-    if name not in PRESETS:
-        raise ConfigError(f"preset {name!r} is unknown; choose one of: {', '.join(PRESET_NAMES)}")
-    return dataclasses.replace(Config(), **PRESETS[name])
-
-
-def load_config_file(path: str | Path, base: Config | None = None) -> Config:
-    """The Config in a YAML (.yaml, .yml) or JSON (.json) file holding a flat mapping of field names to
-    values. Every problem (missing or unreadable file, bad syntax, a top level that is not a mapping,
-    unknown keys, wrong types) raises ConfigError with one line naming the file and the bad key or value.
-    Ranges and combinations are checked by `validate`.
-    """
-    source = str(path)
-    suffix = Path(source).suffix.lower()
-    if suffix not in CONFIG_FILE_SUFFIXES:
-        raise ConfigError(f"config file {source!r} has an unknown format; its name must end in .yaml or .yml (YAML) or .json (JSON)")
-    try:
-        raw = Path(source).expanduser().read_bytes()
-    except FileNotFoundError:
-        raise ConfigError(f"config file {source!r} does not exist") from None
-    except IsADirectoryError:
-        raise ConfigError(f"config file {source!r} is a directory, not a file") from None
-    except (OSError, ValueError) as e:
-        reason = getattr(e, "strerror", None) or type(e).__name__
-        raise ConfigError(f"config file {source!r} cannot be read ({reason})") from None
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as e:
-        raise ConfigError(f"config file {source!r} is not UTF-8 text (byte {e.start})") from None
-    try:
-        data = parse_config_text(text, "json" if suffix == ".json" else "yaml")
-    except ConfigError as e:
-        raise ConfigError(f"config file {source!r} {e}") from None
-    return config_from_mapping(data, source=source, base=base)
+            raise ConfigError(f"{name}={short_repr(value)} is not allowed; a path cannot contain a NUL character")

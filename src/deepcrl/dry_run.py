@@ -7,17 +7,9 @@ Sizes come from the code that a run uses, evaluated on shapes only: the replay b
 `jax.eval_shape(replay.init_buffer)`, the parameter counts from `jax.eval_shape(agent.init)` (and
 checked against the closed form `networks.param_count`).
 
-FLOPs per SGD update are counted analytically (not by XLA, whose cost analysis counts a scanned
-block once and whose compile of a deep unrolled update takes minutes on a small CPU). Only the Dense
-layers and the B x B logit matrix are counted, at 2 x batch x in x out per Dense forward; an update
-makes these passes over the batch (see agents/crl.py, CRL.update):
-
-    actor loss:  actor forward + backward (3x), phi forward + backward to its input only (2x:
-                 the critic's weights get no gradient here), psi forward (1x)
-    critic loss: phi and psi forward + backward (3x each), logits B x B x repr_dim forward + backward (3x)
-
-LayerNorm, activations and Adam are left out; for width 256 the estimate is within about 5% of XLA's
-count for a fully unrolled update (tests/test_config_files.py checks this).
+FLOPs per SGD update and memory per device come from the agent's `cost_model` (agents/base.py): for
+CRL, the analytic models of `deepcrl.estimate` (FLOPs of the Dense layers and the logits; parameters
+and Adam state, gradients, replay buffer and activations). Other agents are not modelled.
 
 Memory per device comes from `deepcrl.estimate` (analytic, see its docstring): parameters and Adam
 state (replicated on every device), gradients, this device's replay-buffer columns and the activations
@@ -36,8 +28,10 @@ from typing import Any
 import jax
 
 from deepcrl import estimate, replay
-from deepcrl.config import Config, validate
-from deepcrl.networks import count_params, param_count
+from deepcrl.agents import get_agent
+from deepcrl.build import Setup, prepare
+from deepcrl.config import Config
+from deepcrl.networks import count_params
 
 
 @dataclasses.dataclass(frozen=True)
@@ -68,59 +62,27 @@ class RunPlan:
         return None if self.flops_per_update is None else self.flops_per_update * self.sgd_steps_total
 
 
-def dense_forward_flops(batch: int, width: int, depth: int, in_size: int, out_size: int) -> int:
-    """2 x batch x in x out summed over a ResidualMLP's Dense layers (input, depth block layers, head)."""
-    return 2 * batch * (in_size * width + depth * width * width + width * out_size)
-
-
-def update_flops(config: Config, state_size: int, goal_size: int, action_size: int) -> int:
-    """Analytic FLOPs of one SGD update (actor, alpha and critic), as described in the module docstring."""
-    c = config
-    b, aw, ad = c.batch_size, c.resolved_actor_width, c.resolved_actor_depth
-    cw, cd = c.resolved_critic_width, c.resolved_critic_depth
-    actor = dense_forward_flops(b, aw, ad, state_size + goal_size, 2 * action_size)
-    phi = dense_forward_flops(b, cw, cd, state_size + action_size, c.repr_dim)
-    psi = dense_forward_flops(b, cw, cd, goal_size, c.repr_dim)
-    logits = 2 * b * b * c.repr_dim
-    return 3 * actor + 5 * phi + 4 * psi + 3 * logits
-
-
-def closed_form_params(config: Config, state_size: int, goal_size: int, action_size: int) -> dict[str, int]:
-    """Parameter counts of the agent's networks from networks.param_count (a check on the built ones)."""
-    c, s, g, a, ln = config, state_size, goal_size, action_size, config.layer_norm
-    aw, ad, cw, cd = c.resolved_actor_width, c.resolved_actor_depth, c.resolved_critic_width, c.resolved_critic_depth
-    if c.agent == "crl":
-        return {"actor": param_count(aw, ad, s + g, 2 * a, ln), "phi": param_count(cw, cd, s + a, c.repr_dim, ln),
-                "psi": param_count(cw, cd, g, c.repr_dim, ln)}
-    if c.agent == "gcbc":
-        return {"actor": param_count(aw, ad, s + g, 2 * a, ln)}
-    actor_out = 2 * a if c.agent == "sac" else a  # td3's actor is deterministic: one head
-    return {"actor": param_count(aw, ad, s + g, actor_out, ln), "q (x2)": 2 * param_count(cw, cd, s + a + g, 1, ln)}
-
-
 def _nbytes(tree: Any) -> int:
     return int(sum(math.prod(x.shape) * x.dtype.itemsize for x in jax.tree_util.tree_leaves(tree)))
 
 
-def plan_run(config: Config) -> RunPlan:
-    """Validate `config` (ConfigError on the first bad value) and derive its sizes without allocating."""
-    from deepcrl.training import build_agent
-
-    validate(config)
-    c = config
-    env, agent = build_agent(c)
+def plan_run(config: Config | Setup) -> RunPlan:
+    """Validate `config` (ConfigError on the first bad value; a `build.Setup` is already validated) and
+    derive its sizes without allocating."""
+    setup = prepare(config)
+    c, env = setup.config, setup.task
+    agent = setup.build_agent()
     s, g, a = env.state_size, env.goal_size, env.action_size
 
     buffer = jax.eval_shape(functools.partial(replay.init_buffer, c.buffer_size, c.num_envs, s, a, g, td=agent.data == "td"))
     shapes = jax.eval_shape(agent.init, jax.random.PRNGKey(0))
     params = {name: count_params(tree) for name, tree in agent.param_groups(shapes).items()}
-    closed_form = closed_form_params(c, s, g, a)
+    closed_form = agent.closed_form_params()
     if params != closed_form:  # a bug in the networks, not in the user's input
         raise RuntimeError(f"parameter counts of the built networks {params} differ from networks.param_count {closed_form}")
     visible = jax.device_count()
     num_devices = c.num_devices or visible
-    crl = c.agent == "crl"  # the FLOP and memory models describe CRL's update
-    memory = estimate.estimate_memory(c, s, g, a, num_devices=num_devices) if crl else None
+    flops, memory = agent.cost_model(c, num_devices) or (None, None)
 
     return RunPlan(
         env=env.name,
@@ -138,7 +100,7 @@ def plan_run(config: Config) -> RunPlan:
         buffer_transitions=buffer.capacity * buffer.num_envs,
         buffer_bytes=_nbytes(buffer),
         params=params,
-        flops_per_update=update_flops(c, s, g, a) if crl else None,
+        flops_per_update=flops,
         num_devices=num_devices,
         num_seeds=c.num_seeds,
         visible_devices=visible,
@@ -166,7 +128,7 @@ def plan_rows(plan: RunPlan, config: Config) -> list[tuple[str, str]]:
         ("evaluations", f"{p.num_evals:,} x {c.num_eval_envs:,} episodes"),
         ("buffer capacity", f"{p.buffer_transitions:,} transitions ({c.buffer_size:,} steps x {c.num_envs:,} envs)"),
         ("buffer memory", f"{p.buffer_bytes / 1e6:,.2f} MB"),
-        ("agent", c.agent + (" + HER" if c.her else "")),
+        ("agent", get_agent(c.agent).label(c)),
     ]
     for name, count in p.params.items():
         which = "actor" if name == "actor" else "critic"

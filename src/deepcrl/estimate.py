@@ -1,4 +1,4 @@
-"""Memory of a training run, estimated from the config alone (pure Python: nothing is compiled or allocated).
+"""Memory and FLOPs of a training run, estimated from the config alone (pure Python: nothing is compiled or allocated).
 
     est = estimate_memory(config, state_size, goal_size, action_size)   # a MemoryEstimate, bytes per device
     est.total_bytes, est.activation_bytes, est.activation_bytes_other_remat
@@ -144,13 +144,13 @@ def blocks_per_iteration(config: Any, depth: int, which: str) -> int:
     """Residual blocks per scan iteration of a network of this depth, as the run resolves it.
 
     A CRLConfig carries it (actor_unroll / critic_unroll); a Config's `unroll` goes through
-    training.resolve_unroll.
+    networks.resolve_unroll.
     """
     blocks = depth // 4
     if hasattr(config, f"{which}_unroll"):
         unroll = getattr(config, f"{which}_unroll")
         return blocks if unroll is True else min(int(unroll), blocks)
-    from deepcrl.training import resolve_unroll
+    from deepcrl.networks import resolve_unroll
 
     return resolve_unroll(int(getattr(config, "unroll", 0)), depth)
 
@@ -297,6 +297,38 @@ def format_bytes(n: float) -> str:
 
 
 # ----------------------------------------------------------------------------------------------
+# FLOPs of one update
+# ----------------------------------------------------------------------------------------------
+#
+# Counted analytically (not by XLA, whose cost analysis counts a scanned block once and whose compile
+# of a deep unrolled update takes minutes on a small CPU). Only the Dense layers and the B x B logit
+# matrix are counted, at 2 x batch x in x out per Dense forward; an update makes these passes over the
+# batch (see agents/crl.py, CRL.update):
+#
+#     actor loss:  actor forward + backward (3x), phi forward + backward to its input only (2x: the
+#                  critic's weights get no gradient here), psi forward (1x)
+#     critic loss: phi and psi forward + backward (3x each), logits B x B x repr_dim forward + backward (3x)
+#
+# LayerNorm, activations and Adam are left out; for width 256 the estimate is within about 5% of
+# XLA's count for a fully unrolled update (tests/test_config_files.py checks this).
+
+
+def dense_forward_flops(batch: int, width: int, depth: int, in_size: int, out_size: int) -> int:
+    """2 x batch x in x out summed over a ResidualMLP's Dense layers (input, depth block layers, head)."""
+    return 2 * batch * (in_size * width + depth * width * width + width * out_size)
+
+
+def update_flops(config: Any, state_size: int, goal_size: int, action_size: int) -> int:
+    """Analytic FLOPs of one CRL SGD update (actor, alpha and critic), as described above."""
+    z, b = _sizes(config), config.batch_size
+    actor = dense_forward_flops(b, z["actor_width"], z["actor_depth"], state_size + goal_size, 2 * action_size)
+    phi = dense_forward_flops(b, z["critic_width"], z["critic_depth"], state_size + action_size, z["repr_dim"])
+    psi = dense_forward_flops(b, z["critic_width"], z["critic_depth"], goal_size, z["repr_dim"])
+    logits = 2 * b * b * z["repr_dim"]
+    return 3 * actor + 5 * phi + 4 * psi + 3 * logits
+
+
+# ----------------------------------------------------------------------------------------------
 # XLA's view, for validation (compiles; used by tests and benchmarks, never by the dry run)
 # ----------------------------------------------------------------------------------------------
 
@@ -343,11 +375,13 @@ __all__ = [
     "buffer_bytes",
     "critic_policy",
     "default_backward_saves",
+    "dense_forward_flops",
     "estimate_memory",
     "format_bytes",
     "optimizer_bytes",
     "param_bytes",
     "param_counts",
     "resolve_num_devices",
+    "update_flops",
     "update_memory_from_xla",
 ]

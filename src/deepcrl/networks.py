@@ -81,26 +81,20 @@ def get_activation(name: str) -> Callable[[jax.Array], jax.Array]:
     raise ConfigError(f"activation={name!r} is not allowed; allowed: {', '.join(ACTIVATIONS)}")
 
 
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
+# Blocks per scan iteration when the run config's `unroll` is 0. Measured on a 2-core CPU
+# (docs/benchmarks.md): a fully unrolled network is faster for shallow nets, while compile time grows
+# with unrolled depth.
+UNROLL_ALL_UP_TO_DEPTH = 16
+DEEP_UNROLL = 1
 
 
-def validate_network(width: Any, depth: Any, activation: Any = "swish", unroll: Any = 1) -> None:
-    """Check a network configuration; raise ``ConfigError`` (one line) on the first bad value.
-
-    depth: a positive multiple of 4 (it counts the Dense layers inside residual blocks).
-    width: a positive integer.
-    activation: one of ``ACTIVATIONS``.
-    unroll: True, or a positive integer (the scan's unroll factor).
-    """
-    if not _is_int(depth) or depth <= 0 or depth % 4 != 0:
-        raise ConfigError(f"depth={depth!r} is not allowed; depth must be a positive multiple of 4 (4, 8, 16, ...)")
-    if not _is_int(width) or width <= 0:
-        raise ConfigError(f"width={width!r} is not allowed; width must be a positive integer")
-    if activation not in ACTIVATIONS:
-        raise ConfigError(f"activation={activation!r} is not allowed; allowed: {', '.join(ACTIVATIONS)}")
-    if not (unroll is True or (_is_int(unroll) and unroll >= 1)):
-        raise ConfigError(f"unroll={unroll!r} is not allowed; unroll must be True or a positive integer")
+def resolve_unroll(unroll: int, depth: int) -> int:
+    """Residual blocks per scan iteration of a network of `depth` layers: `unroll` (at most all blocks)
+    when positive, else every block up to depth UNROLL_ALL_UP_TO_DEPTH and DEEP_UNROLL beyond."""
+    blocks = depth // 4
+    if unroll > 0:
+        return min(unroll, blocks)
+    return blocks if depth <= UNROLL_ALL_UP_TO_DEPTH else DEEP_UNROLL
 
 
 def param_count(width: int, depth: int, in_size: int, out_size: int | None, layer_norm: bool = True) -> int:
@@ -300,7 +294,7 @@ __all__ = [
     "kernel_init",
     "param_count",
     "resolve_backward_saves",
+    "resolve_unroll",
     "sample_tanh_gaussian",
     "tanh_gaussian_log_prob",
-    "validate_network",
 ]

@@ -120,3 +120,38 @@ def to_host(tree: Any) -> Any:
 def is_main_process() -> bool:
     """True on the process that writes files (process 0; the only one on a single host)."""
     return jax.process_index() == 0
+
+
+# ----------------------------------------------------------------------------------------------
+# Inside a program run per device (`axis_name` the mesh axis; every helper is the identity when None)
+# ----------------------------------------------------------------------------------------------
+
+
+def device_key(key: jax.Array, axis_name: str | None) -> jax.Array:
+    """A key of this device's own stream (environments, replay sampling)."""
+    return key if axis_name is None else jax.random.fold_in(key, jax.lax.axis_index(axis_name))
+
+
+def mean_over_devices(tree: Any, axis_name: str | None) -> Any:
+    return tree if axis_name is None else jax.lax.pmean(tree, axis_name)
+
+
+def sum_over_devices(tree: Any, axis_name: str | None) -> Any:
+    return tree if axis_name is None else jax.lax.psum(tree, axis_name)
+
+
+def per_device(tree: Any, axis_name: str | None) -> Any:
+    """Mark every leaf as differing across devices (a scan carry must keep one replication type)."""
+    if axis_name is None:
+        return tree
+
+    def cast(x):
+        aval = jax.typeof(x)  # JAX < 0.10 names the varying axes `aval.vma`
+        varying = aval.manual_axis_type.varying if hasattr(aval, "manual_axis_type") else aval.vma
+        if axis_name in varying:
+            return x
+        if not hasattr(jax.lax, "pcast"):  # JAX < 0.8
+            return jax.lax.pvary(x, (axis_name,))
+        return jax.lax.pcast(x, (axis_name,), to="varying")
+
+    return jax.tree_util.tree_map(cast, tree)

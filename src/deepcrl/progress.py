@@ -10,8 +10,12 @@ from rich.table import Table
 
 
 class RunProgress:
-    def __init__(self, config: Any, console: Console | None = None, enabled: bool = True, episode_length: int | None = None):
+    """`config`: the run's Config; `agent`: its agent (agents/base.py), which describes itself in the summary."""
+
+    def __init__(self, config: Any, agent: Any, console: Console | None = None, enabled: bool = True,
+                 episode_length: int | None = None):
         self.config = config
+        self.agent = agent
         self.episode_length = config.episode_length if episode_length is None else episode_length
         self.console = console or Console(stderr=True)
         self.enabled = enabled
@@ -61,7 +65,7 @@ class RunProgress:
         table.add_column("what", style="bold")
         table.add_column("value")
         last = result.metrics
-        table.add_row("agent", c.agent + (" + HER" if c.her else "") + ("" if c.agent not in ("sac", "td3") else f", {c.reward} reward"))
+        table.add_row("agent", self.agent.describe(c))
         table.add_row("networks", f"actor depth {c.resolved_actor_depth} width {c.resolved_actor_width}; critic depth {c.resolved_critic_depth} width {c.resolved_critic_width}")
         table.add_row("steps", f"{int(last['env_steps']):,} env steps, {int(last['sgd_steps']):,} SGD steps of batch {c.batch_size}")
         table.add_row("wall clock", f"{seconds:.0f} s")
@@ -70,12 +74,8 @@ class RunProgress:
         if c.num_seeds > 1:
             per_seed = ", ".join(f"{fs[f'eval/success/seed{s}']:.2f}" for s in range(c.seed, c.seed + c.num_seeds))
             table.add_row("seeds", f"{c.seed} .. {c.seed + c.num_seeds - 1}: success {per_seed} (mean {fs['eval/success']:.2f} +- {fs['eval/success/se']:.2f} s.e.)")
-        if "critic/accuracy" in last:  # crl
-            table.add_row("critic", f"accuracy {last['critic/accuracy']:.3f}, loss {last['critic/loss']:.3f}")
-        elif "critic/loss" in last:  # sac, td3
-            table.add_row("critic", f"TD loss {last['critic/loss']:.4f}, mean Q {last['critic/q']:.3f}, sampled reward {last['replay/reward']:.3f}")
-        else:  # gcbc
-            table.add_row("actor", f"log-likelihood {last['actor/log_prob']:.3f}")
+        for label, value in self.agent.summary_rows(last):
+            table.add_row(label, value)
         table.add_row("run dir", str(result.run_dir))
         table.add_row("next", f"deepcrl eval {result.run_dir}")
         self.console.print(table)

@@ -63,6 +63,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from deepcrl.envs.base import Env
+from deepcrl.evaluate import run_episodes
 from deepcrl.errors import ConfigError, RunError
 
 FORMATS = ("mp4", "gif", "both")
@@ -189,15 +190,8 @@ def rollout(env: Env, policy: Policy, key: jax.Array, num_episodes: int, max_ste
         return out
 
     def run(policy, key):
-        states = jax.vmap(env.eval_reset)(jax.random.split(key, num_episodes))
-
-        def one_step(states, _):
-            actions = policy(jax.vmap(env.observation)(states))
-            states = jax.vmap(env.step)(states, actions)
-            return states, record(states)
-
-        _, steps = jax.lax.scan(one_step, states, None, length=max_steps)
-        first = record(states)  # [E, ...]; steps are [T, E, ...]
+        start, _, _, steps = run_episodes(env, policy, key, num_episodes, max_steps, record=record)
+        first = record(start)  # [E, ...]; steps are [T, E, ...]
         return jax.tree_util.tree_map(lambda a, b: jnp.concatenate([a[:, None], jnp.swapaxes(b, 0, 1)], axis=1), first, steps)
 
     if not isinstance(policy, jax.tree_util.Partial):
@@ -680,7 +674,7 @@ def render_run(run_dir: str | Path, *, episodes: int = 2, seed: int = 0, run_see
                format: str = "both", out: str | Path | None = None, camera: str | None = None) -> tuple[list[Written], dict]:
     """Render a run's evaluation episodes with its checkpoint's policy. Every value is checked (and the
     OpenGL backend found) before anything is computed or written. Returns (files written, rollout)."""
-    from deepcrl.checkpoint import load_checkpoint, seed_payload
+    from deepcrl.checkpoints import load_policy_checkpoint, seed_payload
 
     episodes = check_int("episodes", episodes, 1)
     seed = check_int("seed", seed, 0, 2**32 - 1)
@@ -694,7 +688,7 @@ def render_run(run_dir: str | Path, *, episodes: int = 2, seed: int = 0, run_see
     if not Path(run_dir).is_dir():
         raise ConfigError(f"run directory {str(run_dir)!r} does not exist: give the folder of a run written by deepcrl train")
     stem = output_stem(Path(run_dir) / "videos" / "eval" if out is None else out, formats)
-    config, env, agent, payload = load_checkpoint(run_dir)
+    config, env, agent, payload = load_policy_checkpoint(run_dir)
     params = seed_payload(config, payload, _run_seed(config, run_seed))["actor_params"]
     if max_steps is not None:
         check_int("max_steps", max_steps, 1, env.episode_length, why=f" (the episode length of {env.name})")

@@ -17,6 +17,7 @@ episode_length matrix per sampled environment instead, and cuts trajectories at 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import jax
 import jax.numpy as jnp
@@ -201,3 +202,35 @@ def sample_td(buffer: ReplayBuffer, key: jax.Array, batch_size: int, *, her_frac
         terminal=terminal,
         relabelled=relabel.astype(jnp.float32),
     )
+
+
+# ----------------------------------------------------------------------------------------------
+# Samplers: what an agent consumes (agents/base.py, `Agent.make_sampler`)
+# ----------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FutureGoalSampler:
+    """Batches of (state, action, future goal) (`sample`), for CRL and GCBC."""
+
+    gamma: float  # relabelling: future-goal offset ~ Geometric(1 - gamma), truncated at the trajectory's end
+
+    def __call__(self, buffer: ReplayBuffer, key: jax.Array, batch_size: int) -> tuple[Batch, dict[str, jax.Array]]:
+        batch = sample(buffer, key, batch_size, self.gamma)
+        return batch, {"replay/goal_offset": jnp.mean(batch.offset.astype(jnp.float32))}
+
+
+@dataclass(frozen=True)
+class TDSampler:
+    """Batches of TD transitions with rewards (`sample_td`), HER when her_fraction > 0, for SAC and TD3."""
+
+    her_fraction: float  # fraction of rows whose goal is relabelled (0: no HER)
+    threshold: float  # the task's success radius: sparse rewards and goal_terminal
+    reward: str = "sparse"  # one of REWARD_KINDS
+    goal_terminal: bool = False  # reaching the goal ends the TD return
+
+    def __call__(self, buffer: ReplayBuffer, key: jax.Array, batch_size: int) -> tuple[TDBatch, dict[str, jax.Array]]:
+        batch = sample_td(buffer, key, batch_size, her_fraction=self.her_fraction, threshold=self.threshold,
+                          reward=self.reward, goal_terminal=self.goal_terminal)
+        return batch, {"replay/reward": jnp.mean(batch.reward), "replay/terminal": jnp.mean(batch.terminal),
+                       "replay/relabelled": jnp.mean(batch.relabelled)}

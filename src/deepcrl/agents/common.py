@@ -1,21 +1,5 @@
-"""What every agent shares: the network settings, the twin Q-network, optimisers, Polyak averaging and
-the data-parallel helpers.
-
-An agent (crl.py, sac.py, td3.py, gcbc.py) is a static object built from a frozen config, with pure
-functions over a state pytree:
-
-    state = agent.init(key)
-    action = agent.act(state.actor_params, obs, key, deterministic=False)
-    state, metrics = agent.update(state, batch, key)
-
-and these attributes the training loop reads:
-
-    agent.data       "relabelled": batches of (obs, action, future goal)  (replay.sample; CRL, GCBC)
-                     "td": batches with rewards, next states and terminal flags (replay.sample_td; SAC, TD3)
-    agent.watched    metric names checked for NaN / Inf after every epoch
-    state.export()   the parameters a final checkpoint keeps (no optimiser state)
-    state.watched_params()  {name: parameter tree} checked for NaN / Inf after every epoch
-    agent.param_groups(state)  {name: parameter tree} whose sizes `deepcrl train --dry-run` prints
+"""What every agent shares: the network settings, the twin Q-network, optimisers, Polyak averaging,
+the data-parallel helpers and the defaults of the `Agent` interface (agents/base.py).
 
 Data parallel (`axis_name` set, `update` called inside shard_map with the parameters replicated and the
 batch split over devices): losses are means over each device's rows; the gradient of a replicated
@@ -27,13 +11,18 @@ the global batch and sliced, so every row gets the noise it would get on one dev
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import jax
 import jax.numpy as jnp
 import optax
 
-from deepcrl.networks import ResidualMLP, deterministic_action, sample_tanh_gaussian
+from deepcrl import replay
+from deepcrl.networks import ResidualMLP, deterministic_action, param_count, resolve_unroll, sample_tanh_gaussian
+
+if TYPE_CHECKING:
+    from deepcrl.config import Config
+    from deepcrl.envs.base import Env
 
 
 @dataclass(frozen=True)
@@ -60,6 +49,74 @@ class NetworkConfig:
         """Keyword arguments every residual network of this agent shares."""
         return dict(layer_norm=self.layer_norm, activation=self.activation, residual=self.residual,
                     remat=self.remat, matmul_dtype=self.matmul_dtype)
+
+
+def network_settings(config: Config, task: Env, default_learning_rate: float) -> dict[str, Any]:
+    """The `NetworkConfig` fields a run config gives for `task`: sizes, depths and widths (each network's
+    own, else --depth / --width), the unroll rule (networks.resolve_unroll), learning rates (the agent's
+    default when unset)."""
+    actor_depth, critic_depth = config.resolved_actor_depth, config.resolved_critic_depth
+    return dict(
+        state_size=task.state_size, goal_size=task.goal_size, action_size=task.action_size,
+        actor_depth=actor_depth, critic_depth=critic_depth,
+        actor_width=config.resolved_actor_width, critic_width=config.resolved_critic_width,
+        layer_norm=config.layer_norm, activation=config.activation, residual=config.residual,
+        actor_unroll=resolve_unroll(config.unroll, actor_depth), critic_unroll=resolve_unroll(config.unroll, critic_depth),
+        remat=config.remat, matmul_dtype=config.matmul_dtype,
+        actor_lr=default_learning_rate if config.actor_lr is None else config.actor_lr,
+        critic_lr=default_learning_rate if config.critic_lr is None else config.critic_lr,
+        max_grad_norm=config.max_grad_norm,
+    )
+
+
+class AgentDefaults:
+    """Defaults of the `Agent` interface's optional answers (agents/base.py)."""
+
+    name: ClassVar[str]
+    best_of_k: ClassVar[bool] = False
+    run_fields: ClassVar[tuple[str, ...]] = ()
+
+    def cost_model(self, config: Config, num_devices: int):
+        return None  # the dry run's FLOP and memory models describe CRL's update only
+
+    @classmethod
+    def label(cls, config: Config) -> str:
+        return cls.name
+
+    @classmethod
+    def describe(cls, config: Config) -> str:
+        return cls.label(config)
+
+
+class RelabelledData:
+    """Agents that learn from (state, action, future goal) batches: CRL, GCBC (replay.sample)."""
+
+    data: ClassVar[str] = "relabelled"
+
+    def make_sampler(self, config: Config, task: Env) -> replay.FutureGoalSampler:
+        return replay.FutureGoalSampler(gamma=config.gamma)
+
+
+class TDData:
+    """Agents that learn from TD transitions with rewards, with HER when --her (replay.sample_td): SAC, TD3."""
+
+    data: ClassVar[str] = "td"
+    name: ClassVar[str]
+
+    def make_sampler(self, config: Config, task: Env) -> replay.TDSampler:
+        return replay.TDSampler(her_fraction=config.her_fraction if config.her else 0.0, threshold=task.goal_threshold,
+                                reward=config.reward, goal_terminal=config.goal_terminal)
+
+    @classmethod
+    def label(cls, config: Config) -> str:
+        return cls.name + (" + HER" if config.her else "")
+
+    @classmethod
+    def describe(cls, config: Config) -> str:
+        return f"{cls.label(config)}, {config.reward} reward"
+
+    def summary_rows(self, last: dict[str, float]) -> list[tuple[str, str]]:
+        return [("critic", f"TD loss {last['critic/loss']:.4f}, mean Q {last['critic/q']:.3f}, sampled reward {last['replay/reward']:.3f}")]
 
 
 def adam(learning_rate: float, max_grad_norm: float = 0.0) -> optax.GradientTransformation:
@@ -149,6 +206,37 @@ class TwinQ:
     def apply(self, params: Any, obs: jax.Array, action: jax.Array, goal: jax.Array) -> jax.Array:
         x = jnp.concatenate([obs, action, goal], axis=-1)
         return jax.vmap(self.net.apply, in_axes=(0, None))(params, x)[..., 0]
+
+
+class TwinQCritic:
+    """What an actor + TwinQ agent (SAC, TD3) shares: its value, its TD critic loss and its parameter counts.
+
+    Needs `self.q` (a TwinQ) and `self.config` (a NetworkConfig); `actor_outputs` is the actor network's
+    outputs per action dimension (2: mean and log std; 1: a deterministic action).
+    """
+
+    actor_outputs: ClassVar[int]
+    q: TwinQ
+    config: NetworkConfig
+
+    def q_value(self, critic_params: Any, obs: jax.Array, action: jax.Array, goal: jax.Array) -> jax.Array:
+        """min of the twin Q(s, a, g), the value the actor climbs. [B]"""
+        return jnp.min(self.q.apply(critic_params, obs, action, goal), axis=0)
+
+    def critic_loss(self, critic_params: Any, batch: Any, target: jax.Array):
+        """Both Q-networks regressed onto one TD target: 0.5 mean over rows of sum_i (Q_i - y)^2."""
+        q = self.q.apply(critic_params, batch.obs, batch.action, batch.goal)  # [2, B]
+        loss = 0.5 * jnp.mean(jnp.sum(jnp.square(q - target[None]), axis=0))
+        return loss, {"critic/loss": loss, "critic/q": jnp.mean(q), "critic/td_target": jnp.mean(target)}
+
+    def param_groups(self, state: Any) -> dict[str, Any]:
+        return {"actor": state.actor_params, "q (x2)": state.critic_params}
+
+    def closed_form_params(self) -> dict[str, int]:
+        c = self.config
+        s, g, a, ln = c.state_size, c.goal_size, c.action_size, c.layer_norm
+        return {"actor": param_count(c.actor_width, c.actor_depth, s + g, self.actor_outputs * a, ln),
+                "q (x2)": 2 * param_count(c.critic_width, c.critic_depth, s + a + g, 1, ln)}
 
 
 class DataParallel:

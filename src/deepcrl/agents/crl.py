@@ -25,7 +25,7 @@ and are divided by D: the update equals the one-device update on the global batc
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import jax
 import jax.numpy as jnp
@@ -33,9 +33,23 @@ import optax
 from flax import struct
 
 from deepcrl import losses
-from deepcrl.agents.common import DataParallel, NetworkConfig, TanhGaussianPolicy, adam, global_norm, temperature_loss
-from deepcrl.networks import Actor, ResidualMLP, sample_tanh_gaussian
+from deepcrl.agents.common import (
+    AgentDefaults,
+    DataParallel,
+    NetworkConfig,
+    RelabelledData,
+    TanhGaussianPolicy,
+    adam,
+    global_norm,
+    network_settings,
+    temperature_loss,
+)
+from deepcrl.networks import Actor, ResidualMLP, param_count, sample_tanh_gaussian
 from deepcrl.replay import Batch
+
+if TYPE_CHECKING:
+    from deepcrl.config import Config
+    from deepcrl.envs.base import Env
 
 
 @dataclass(frozen=True)
@@ -70,16 +84,48 @@ class CRLState:
         return {"critic parameters": self.critic_params, "actor parameters": self.actor_params, "log alpha": self.log_alpha}
 
 
-class CRL(DataParallel, TanhGaussianPolicy):
+class CRL(RelabelledData, AgentDefaults, DataParallel, TanhGaussianPolicy):
     """The networks and optimisers of one CRL agent (static), with pure init / act / update.
 
     `axis_name`: the mesh axis the batch is split over when `update` runs inside shard_map (None on
     one device).
     """
 
-    data = "relabelled"  # batches of (state, action, future goal): replay.sample
+    name = "crl"
+    config_class = CRLConfig
     prefill_uniform = False  # the initial policy collects the prefill (as in the paper's code)
     watched = ("critic/loss", "actor/loss", "alpha/loss", "critic/grad_norm", "actor/grad_norm")
+    run_fields = ("repr_dim", "energy", "contrastive_loss", "logsumexp_penalty", "entropy_scale", "alpha_lr",
+                  "critic_depth", "critic_width", "critic_lr")
+    default_learning_rate = 3e-4  # the paper's Adam step size
+    default_entropy_scale = 0.5  # the paper's target entropy -0.5 x action size
+    best_of_k = True
+
+    @classmethod
+    def from_run_config(cls, config: Config, task: Env, axis_name: str | None = None) -> CRL:
+        entropy_scale = cls.default_entropy_scale if config.entropy_scale is None else config.entropy_scale
+        return cls(CRLConfig(**network_settings(config, task, cls.default_learning_rate), repr_dim=config.repr_dim,
+                             energy=config.energy, contrastive_loss=config.contrastive_loss,
+                             logsumexp_penalty=config.logsumexp_penalty, entropy_scale=entropy_scale,
+                             alpha_lr=config.alpha_lr), axis_name=axis_name)
+
+    def closed_form_params(self) -> dict[str, int]:
+        c = self.config
+        s, g, a, ln = c.state_size, c.goal_size, c.action_size, c.layer_norm
+        return {"actor": param_count(c.actor_width, c.actor_depth, s + g, 2 * a, ln),
+                "phi": param_count(c.critic_width, c.critic_depth, s + a, c.repr_dim, ln),
+                "psi": param_count(c.critic_width, c.critic_depth, g, c.repr_dim, ln)}
+
+    def cost_model(self, config: Config, num_devices: int):
+        """(analytic FLOPs per update, memory per device) from deepcrl.estimate's models of CRL's update."""
+        from deepcrl import estimate
+
+        c = self.config
+        sizes = (c.state_size, c.goal_size, c.action_size)
+        return estimate.update_flops(config, *sizes), estimate.estimate_memory(config, *sizes, num_devices=num_devices)
+
+    def summary_rows(self, last: dict[str, float]) -> list[tuple[str, str]]:
+        return [("critic", f"accuracy {last['critic/accuracy']:.3f}, loss {last['critic/loss']:.3f}")]
 
     def __init__(self, config: CRLConfig, axis_name: str | None = None):
         self.config = c = config
@@ -115,7 +161,6 @@ class CRL(DataParallel, TanhGaussianPolicy):
             steps=jnp.int32(0),
         )
 
-    # ----- acting -----
     # ----- the critic -----
     def representations(self, critic_params: Any, obs: jax.Array, action: jax.Array, goal: jax.Array):
         phi = self.sa_encoder.apply(critic_params["sa"], jnp.concatenate([obs, action], axis=-1))

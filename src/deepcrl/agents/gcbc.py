@@ -15,16 +15,21 @@ that of x = atanh(a) under the Gaussian, with the tanh change of variables (acti
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import jax
 import jax.numpy as jnp
 import optax
 from flax import struct
 
-from deepcrl.agents.common import DataParallel, NetworkConfig, TanhGaussianPolicy, adam, global_norm
-from deepcrl.networks import Actor, deterministic_action, tanh_gaussian_log_prob
+from deepcrl.agents.common import AgentDefaults, DataParallel, NetworkConfig, RelabelledData, TanhGaussianPolicy, adam, global_norm, network_settings
+from deepcrl.networks import Actor, deterministic_action, param_count, tanh_gaussian_log_prob
 from deepcrl.replay import Batch
+
+if TYPE_CHECKING:
+    from deepcrl.config import Config
+    from deepcrl.envs.base import Env
+
 
 @dataclass(frozen=True)
 class GCBCConfig(NetworkConfig):
@@ -44,12 +49,25 @@ class GCBCState:
         return {"actor parameters": self.actor_params}
 
 
-class GCBC(DataParallel, TanhGaussianPolicy):
+class GCBC(RelabelledData, AgentDefaults, DataParallel, TanhGaussianPolicy):
     """The policy network and optimiser of one GCBC / GCSL agent (static), with pure init / act / update."""
 
-    data = "relabelled"  # batches of (state, action, future goal): replay.sample
+    name = "gcbc"
+    config_class = GCBCConfig
     prefill_uniform = False  # the initial (stochastic) policy collects the prefill
     watched = ("actor/loss", "actor/grad_norm")
+    default_learning_rate = 3e-4  # OGBench's GCBC
+
+    @classmethod
+    def from_run_config(cls, config: Config, task: Env, axis_name: str | None = None) -> GCBC:
+        return cls(GCBCConfig(**network_settings(config, task, cls.default_learning_rate)), axis_name=axis_name)
+
+    def closed_form_params(self) -> dict[str, int]:
+        c = self.config
+        return {"actor": param_count(c.actor_width, c.actor_depth, c.state_size + c.goal_size, 2 * c.action_size, c.layer_norm)}
+
+    def summary_rows(self, last: dict[str, float]) -> list[tuple[str, str]]:
+        return [("actor", f"log-likelihood {last['actor/log_prob']:.3f}")]
 
     def __init__(self, config: GCBCConfig, axis_name: str | None = None):
         self.config = c = config

@@ -18,16 +18,33 @@ targets, all on the same minibatch.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import jax
 import jax.numpy as jnp
 import optax
 from flax import struct
 
-from deepcrl.agents.common import DataParallel, NetworkConfig, TanhGaussianPolicy, TwinQ, adam, global_norm, polyak, temperature_loss
+from deepcrl.agents.common import (
+    AgentDefaults,
+    DataParallel,
+    NetworkConfig,
+    TanhGaussianPolicy,
+    TDData,
+    TwinQ,
+    TwinQCritic,
+    adam,
+    global_norm,
+    network_settings,
+    polyak,
+    temperature_loss,
+)
 from deepcrl.networks import Actor, sample_tanh_gaussian
 from deepcrl.replay import TDBatch
+
+if TYPE_CHECKING:
+    from deepcrl.config import Config
+    from deepcrl.envs.base import Env
 
 
 @dataclass(frozen=True)
@@ -61,12 +78,25 @@ class SACState:
                 "target critic parameters": self.target_critic_params, "log alpha": self.log_alpha}
 
 
-class SAC(DataParallel, TanhGaussianPolicy):
+class SAC(TDData, TwinQCritic, AgentDefaults, DataParallel, TanhGaussianPolicy):
     """The networks and optimisers of one SAC agent (static), with pure init / act / update."""
 
-    data = "td"  # batches with rewards, next states and terminal flags: replay.sample_td
+    name = "sac"
+    config_class = SACConfig
     prefill_uniform = False  # the initial (stochastic) policy collects the prefill
     watched = ("critic/loss", "actor/loss", "alpha/loss", "critic/grad_norm", "actor/grad_norm")
+    run_fields = ("her", "her_fraction", "reward", "goal_terminal", "tau", "entropy_scale", "alpha_lr",
+                  "critic_depth", "critic_width", "critic_lr")
+    default_learning_rate = 3e-4  # Haarnoja et al. 2018, Table 1
+    default_entropy_scale = 1.0  # target entropy -dim(A), Haarnoja et al. 2018
+    best_of_k = True
+    actor_outputs = 2  # mean and log std
+
+    @classmethod
+    def from_run_config(cls, config: Config, task: Env, axis_name: str | None = None) -> SAC:
+        entropy_scale = cls.default_entropy_scale if config.entropy_scale is None else config.entropy_scale
+        return cls(SACConfig(**network_settings(config, task, cls.default_learning_rate), gamma=config.gamma,
+                             tau=config.tau, entropy_scale=entropy_scale, alpha_lr=config.alpha_lr), axis_name=axis_name)
 
     def __init__(self, config: SACConfig, axis_name: str | None = None):
         self.config = c = config
@@ -90,13 +120,6 @@ class SAC(DataParallel, TanhGaussianPolicy):
             steps=jnp.int32(0),
         )
 
-    def q_value(self, critic_params: Any, obs: jax.Array, action: jax.Array, goal: jax.Array) -> jax.Array:
-        """min of the twin Q(s, a, g), the value the actor climbs. [B]"""
-        return jnp.min(self.q.apply(critic_params, obs, action, goal), axis=0)
-
-    def param_groups(self, state: SACState) -> dict[str, Any]:
-        return {"actor": state.actor_params, "q (x2)": state.critic_params}
-
     def _policy_sample(self, actor_params: Any, obs: jax.Array, goal: jax.Array, key: jax.Array):
         mean, log_std = self.actor.apply(actor_params, jnp.concatenate([obs, goal], axis=-1))
         return sample_tanh_gaussian(None, mean, log_std, eps=self._batch_normal(key, mean.shape, mean.dtype))
@@ -108,11 +131,6 @@ class SAC(DataParallel, TanhGaussianPolicy):
         soft_value = next_q - jnp.exp(state.log_alpha) * next_log_prob
         target = batch.reward + self.config.gamma * (1.0 - batch.terminal) * soft_value
         return jax.lax.stop_gradient(target), {"critic/target_q": jnp.mean(next_q)}
-
-    def critic_loss(self, critic_params: Any, batch: TDBatch, target: jax.Array):
-        q = self.q.apply(critic_params, batch.obs, batch.action, batch.goal)  # [2, B]
-        loss = 0.5 * jnp.mean(jnp.sum(jnp.square(q - target[None]), axis=0))
-        return loss, {"critic/loss": loss, "critic/q": jnp.mean(q), "critic/td_target": jnp.mean(target)}
 
     def actor_loss(self, actor_params: Any, critic_params: Any, log_alpha: jax.Array, batch: TDBatch, key: jax.Array):
         action, log_prob = self._policy_sample(actor_params, batch.obs, batch.goal, key)

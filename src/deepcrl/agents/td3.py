@@ -17,16 +17,31 @@ Rewards, terminal flags and goals come with the batch (replay.sample_td).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import jax
 import jax.numpy as jnp
 import optax
 from flax import struct
 
-from deepcrl.agents.common import DataParallel, NetworkConfig, TwinQ, adam, global_norm, polyak
+from deepcrl.agents.common import (
+    AgentDefaults,
+    DataParallel,
+    NetworkConfig,
+    TDData,
+    TwinQ,
+    TwinQCritic,
+    adam,
+    global_norm,
+    network_settings,
+    polyak,
+)
 from deepcrl.networks import ResidualMLP
 from deepcrl.replay import TDBatch
+
+if TYPE_CHECKING:
+    from deepcrl.config import Config
+    from deepcrl.envs.base import Env
 
 
 @dataclass(frozen=True)
@@ -58,12 +73,24 @@ class TD3State:
                 "target critic parameters": self.target_critic_params, "target actor parameters": self.target_actor_params}
 
 
-class TD3(DataParallel):
+class TD3(TDData, TwinQCritic, AgentDefaults, DataParallel):
     """The networks and optimisers of one TD3 agent (static), with pure init / act / update."""
 
-    data = "td"  # batches with rewards, next states and terminal flags: replay.sample_td
+    name = "td3"
+    config_class = TD3Config
     prefill_uniform = True  # uniform random actions fill the buffer before the first update (Fujimoto et al. 2018's start steps): a fresh deterministic actor with 0.1 noise explores too little
     watched = ("critic/loss", "actor/loss", "critic/grad_norm", "actor/grad_norm")
+    run_fields = ("her", "her_fraction", "reward", "goal_terminal", "tau", "policy_noise", "noise_clip", "policy_delay",
+                  "exploration_noise", "preactivation_penalty", "critic_depth", "critic_width", "critic_lr")
+    default_learning_rate = 1e-3  # Fujimoto et al. 2018, Table 3
+    actor_outputs = 1  # a deterministic action
+
+    @classmethod
+    def from_run_config(cls, config: Config, task: Env, axis_name: str | None = None) -> TD3:
+        return cls(TD3Config(**network_settings(config, task, cls.default_learning_rate), gamma=config.gamma,
+                             tau=config.tau, policy_noise=config.policy_noise, noise_clip=config.noise_clip,
+                             policy_delay=config.policy_delay, exploration_noise=config.exploration_noise,
+                             preactivation_penalty=config.preactivation_penalty), axis_name=axis_name)
 
     def __init__(self, config: TD3Config, axis_name: str | None = None):
         self.config = c = config
@@ -84,13 +111,6 @@ class TD3(DataParallel):
             actor_opt=self.actor_optimizer.init(actor_params), critic_opt=self.critic_optimizer.init(critic_params),
             steps=jnp.int32(0),
         )
-
-    def q_value(self, critic_params: Any, obs: jax.Array, action: jax.Array, goal: jax.Array) -> jax.Array:
-        """min of the twin Q(s, a, g), the value the actor climbs. [B]"""
-        return jnp.min(self.q.apply(critic_params, obs, action, goal), axis=0)
-
-    def param_groups(self, state: TD3State) -> dict[str, Any]:
-        return {"actor": state.actor_params, "q (x2)": state.critic_params}
 
     def policy(self, actor_params: Any, obs: jax.Array) -> jax.Array:
         """mu(s, g) = tanh(network output), for observations concat(state, goal)."""
@@ -117,11 +137,6 @@ class TD3(DataParallel):
         next_q = jnp.min(self.q.apply(state.target_critic_params, batch.next_obs, next_action, batch.goal), axis=0)
         target = batch.reward + c.gamma * (1.0 - batch.terminal) * next_q
         return jax.lax.stop_gradient(target), {"critic/target_q": jnp.mean(next_q)}
-
-    def critic_loss(self, critic_params: Any, batch: TDBatch, target: jax.Array):
-        q = self.q.apply(critic_params, batch.obs, batch.action, batch.goal)  # [2, B]
-        loss = 0.5 * jnp.mean(jnp.sum(jnp.square(q - target[None]), axis=0))
-        return loss, {"critic/loss": loss, "critic/q": jnp.mean(q), "critic/td_target": jnp.mean(target)}
 
     def actor_loss(self, actor_params: Any, critic_params: Any, batch: TDBatch):
         preactivation = self.actor.apply(actor_params, jnp.concatenate([batch.obs, batch.goal], axis=-1))

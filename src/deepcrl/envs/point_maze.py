@@ -26,8 +26,8 @@ from deepcrl.envs.base import Env, EnvState
 from deepcrl.envs.layouts import Layout
 from deepcrl.errors import ConfigError
 
-TRAIN_STARTS = ("start_cells", "free")
-TRAIN_GOALS = ("goal_cells", "free")
+TRAIN_STARTS = ("free", "start_cells")  # where training episodes start: any free cell, or the layout's start cells
+TRAIN_GOALS = ("free", "goal_cells")  # where training goals are drawn: any free cell, or the layout's goal cells
 
 
 @struct.dataclass
@@ -61,10 +61,10 @@ class PointMaze(Env):
         layout: Layout,
         *,
         cell_size: float = 1.0,
-        max_speed: float = 0.25,
+        max_speed: float = 0.5,
         radius: float = 0.1,
-        episode_length: int = 200,
-        goal_threshold: float = 0.25,
+        episode_length: int = 100,
+        goal_threshold: float = 0.5,
         train_starts: str = "free",
         train_goals: str = "free",
         start_noise: float = 0.25,
