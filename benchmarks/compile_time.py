@@ -1,13 +1,13 @@
 """Compile time of one training epoch (`Trainer.epoch`) against network depth.
 
-For each depth and network layout, builds `Trainer(Config(depth=..., unroll=...))`, takes the abstract
+For each depth and network layout, builds `Trainer(Config(depth=..., network_unroll=...))`, takes the abstract
 shape of its `TrainState` (`jax.eval_shape(trainer.init, key)`, so nothing is run) and times
 
     lowered = trainer.epoch.lower(state)   # trace + StableHLO
     compiled = lowered.compile()           # XLA
 
-Layouts: "rolled" (Config.unroll=1, one residual block per scan iteration), "auto" (Config.unroll=0,
-resolved by `networks.resolve_unroll`) and "unrolled" (Config.unroll=depth//4, only up to
+Layouts: "rolled" (Config.network_unroll=1, one residual block per scan iteration), "auto" (Config.network_unroll=0,
+resolved by `networks.resolve_unroll`) and "unrolled" (Config.network_unroll=depth//4, only up to
 --max-unrolled-depth because fully unrolled deep networks take minutes to compile). Layouts that
 resolve to the same program at a depth are compiled once and share the measurement. With --repeats N,
 the programs are compiled round-robin (every program once, N times over) and the median is reported, so
@@ -49,7 +49,7 @@ TARGET_RATIO = 2.0  # the issues' target: compile at depth 256 (issue 2) and 102
 
 
 def layouts_for(depth: int, max_unrolled_depth: int) -> list[tuple[str, int]]:
-    """(layout name, Config.unroll) pairs measured at this depth."""
+    """(layout name, Config.network_unroll) pairs measured at this depth."""
     out = [("rolled", 1), ("auto", 0)]
     if depth <= max_unrolled_depth:
         out.append(("unrolled", depth // 4))
@@ -65,7 +65,7 @@ def base_config(args) -> Config:
 
 def depth_config(base: Config, depth: int, unroll: int, max_actor_depth: int) -> Config:
     """`base` with a critic of `depth` layers and an actor of min(depth, max_actor_depth)."""
-    return dataclasses.replace(base, depth=depth, critic_depth=depth, actor_depth=min(depth, max_actor_depth), unroll=unroll)
+    return dataclasses.replace(base, depth=depth, critic_depth=depth, actor_depth=min(depth, max_actor_depth), network_unroll=unroll)
 
 
 def time_compile(config: Config) -> tuple[float, float, int]:
@@ -93,7 +93,6 @@ def warm_up(config: Config, lower_epoch: bool) -> None:
 
 def main() -> None:
     parser = make_parser(NAME, __doc__.splitlines()[0])
-    parser.add_argument("--with-1024", action="store_true", help="also measure depth 1024 (already in the default depths; kept for old command lines)")
     parser.add_argument("--depths", type=int, nargs="+", default=None, help="critic depths to measure (default 4 16 64 256 1024; --quick: 4 256)")
     parser.add_argument("--max-actor-depth", type=int, default=512, help="actor depth = min(critic depth, this) (default 512: the paper's 1024/512 pair)")
     parser.add_argument("--remat", action="store_true", help="compile with Config(remat=True)")
@@ -107,8 +106,6 @@ def main() -> None:
 
     jax.config.update("jax_enable_compilation_cache", False)  # never read a persistent cache
     depths = args.depths or ([4, 256] if args.quick else [4, 16, 64, 256, 1024])
-    if args.with_1024 and 1024 not in depths:
-        depths = depths + [1024]
     depths = sorted(set(depths))
     max_unrolled = args.max_unrolled_depth if args.max_unrolled_depth is not None else (4 if args.quick else 64)
     repeats = args.repeats or (1 if args.quick else 3)

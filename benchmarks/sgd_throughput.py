@@ -5,8 +5,8 @@ benchmark jits a `lax.scan` of `CRL.update` over K pre-sampled batches (random o
 and goals of the task's shapes), so neither data collection nor replay sampling is timed, and times
 calls of it with the agent state carried from call to call (donated, as in training).
 
-Layouts: "rolled" (one residual block per scan iteration, Config.unroll=1) and "unrolled" (all
-depth/4 blocks in one iteration, Config.unroll=depth//4; only up to --max-unrolled-depth). `--partial
+Layouts: "rolled" (one residual block per scan iteration, Config.network_unroll=1) and "unrolled" (all
+depth/4 blocks in one iteration, Config.network_unroll=depth//4; only up to --max-unrolled-depth). `--partial
 N` adds "partial" rows with N blocks per iteration. The "auto" column says which one
 `networks.resolve_unroll` picks today.
 
@@ -175,7 +175,7 @@ def measure_interleaved(programs: list[Program], repeats: int) -> list[dict]:
 
 def probe_flops(config: Config) -> float | None:
     """Exact XLA FLOPs of one update with fully unrolled networks (a 1-step scan, compiled, not run)."""
-    _, _, _, compiled, _ = compile_program(dataclasses.replace(config, unroll=config.depth // 4), 1, "all")
+    _, _, _, compiled, _ = compile_program(dataclasses.replace(config, network_unroll=config.depth // 4), 1, "all")
     return flops_of(compiled)
 
 
@@ -270,7 +270,7 @@ def main() -> None:
                 plan.append((saves, layout, resolved))
                 if (resolved, saves) not in done:
                     done[(resolved, saves)] = {"layout": layout, "index": len(programs)}
-                    programs.append(Program(dataclasses.replace(base, depth=depth, unroll=unroll), k, saves))
+                    programs.append(Program(dataclasses.replace(base, depth=depth, network_unroll=unroll), k, saves))
         measured = measure_interleaved(programs, repeats)
         for saves, layout, resolved in plan:
             first = done[(resolved, saves)]

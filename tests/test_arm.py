@@ -100,7 +100,7 @@ def test_push_starts_and_goals_come_from_their_squares(hard):
     _assert_in_square(goals[:, :2], goal_c, goal_h)
     np.testing.assert_allclose(goals[:, 2], arm.CUBE_HALF)  # the cube resting on the table
     np.testing.assert_array_equal(_samples(env._eval_goal), goals)  # evaluation uses the same squares
-    cube = _samples(lambda k: env._start(k, False)[0][env._cube_q : env._cube_q + 3])
+    cube = _samples(lambda k: env._start(k)[0][env._cube_q : env._cube_q + 3])
     _assert_in_square(cube[:, :2], start_c, start_h)
     np.testing.assert_allclose(cube[:, 2], arm.CUBE_HALF)
 
@@ -114,7 +114,7 @@ def test_binpick_cubes_start_in_bin_a_and_goals_lie_in_bin_b(hard):
     inner = arm.BIN_HALF - arm.BIN_WALL - arm.CUBE_HALF  # a cube centred here fits inside the walls
     assert (np.abs(goals[:, :2] - np.asarray(arm.BIN_B)) <= inner).all()
     assert (goals[:, 2] >= arm.CUBE_HALF - 1e-6).all() and (goals[:, 2] < arm.BIN_HEIGHT).all()  # on the bin floor
-    cube = _samples(lambda k: env._start(k, False)[0][env._cube_q : env._cube_q + 3])
+    cube = _samples(lambda k: env._start(k)[0][env._cube_q : env._cube_q + 3])
     _assert_in_square(cube[:, :2], start_c, start_h)
     assert (np.abs(cube[:, :2] - np.asarray(arm.BIN_A)) <= inner).all()
     spread = goals[:, :2].max(0) - goals[:, :2].min(0)

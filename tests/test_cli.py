@@ -45,7 +45,7 @@ BAD_TRAIN = {
     "critic_depth_zero": (["--critic-depth", "0"], ["critic_depth=0"]),
     "width_zero": (["--width", "0"], ["width=0"]),
     "batch_negative": (["--batch-size", "-1"], ["batch_size=-1"]),
-    "num_envs_zero": (["--num-envs", "0"], ["num_envs=0"]),
+    "num_envs_zero": (["--num-envs", "0"], ["--num-envs 0"]),
     "gamma_one": (["--gamma", "1.0"], ["gamma=1.0"]),
     "unknown_energy": (["--energy", "l3"], ["'l3'"]),
     "batch_larger_than_buffer": (
@@ -53,20 +53,20 @@ BAD_TRAIN = {
          "--unroll-length", "10", "--batch-size", "81"], ["batch_size=81", "80"]
     ),
     "buffer_smaller_than_episode": (["--buffer-size", "20", "--episode-length", "50", "--prefill-steps", "10",
-                                     "--unroll-length", "10"], ["buffer_size=20"]),
+                                     "--unroll-length", "10"], ["--buffer-size 20"]),
     "depth_not_an_integer": (["--depth", "abc"], ["--depth", "'abc'"]),
     "seed_not_an_integer": (["--seed", "1.5"], ["--seed", "'1.5'"]),
     "unknown_flag": (["--wings", "2"], ["--wings"]),
-    "more_devices_than_visible": (["--num-devices", "64"], ["num_devices=64", "XLA_FLAGS"]),
-    "batch_does_not_split_over_devices": (["--num-devices", "3"], ["num_envs=256", "3 devices"]),
-    "num_seeds_zero": (["--num-seeds", "0"], ["num_seeds=0"]),
-    "seeds_past_the_largest": (["--seed", "4294967295", "--num-seeds", "2"], ["seed=4294967295", "num_seeds=2"]),
+    "more_devices_than_visible": (["--num-devices", "64"], ["--num-devices 64", "XLA_FLAGS"]),
+    "batch_does_not_split_over_devices": (["--num-devices", "3"], ["--num-envs 256", "3 devices"]),
+    "num_seeds_zero": (["--num-seeds", "0"], ["--num-seeds 0"]),
+    "seeds_past_the_largest": (["--seed", "4294967295", "--num-seeds", "2"], ["--seed 4294967295", "--num-seeds 2"]),
     "unknown_matmul_dtype": (["--matmul-dtype", "float16"], ["'float16'", "bfloat16"]),
-    "unknown_agent": (["--agent", "ppo"], ["agent='ppo'", "gcbc"]),
-    "her_with_crl": (["--her"], ["her=True", "--agent sac"]),
-    "td3_flag_with_sac": (["--agent", "sac", "--policy-delay", "4"], ["policy_delay=4", "--agent td3"]),
-    "dense_reward_with_gcbc": (["--agent", "gcbc", "--reward", "dense"], ["reward='dense'", "--agent gcbc"]),
-    "her_fraction_above_one": (["--agent", "td3", "--her", "--her-fraction", "2"], ["her_fraction=2.0"]),
+    "unknown_agent": (["--agent", "ppo"], ["--agent 'ppo'", "gcbc"]),
+    "her_with_crl": (["--her"], ["--her is not allowed", "--agent sac"]),
+    "td3_flag_with_sac": (["--agent", "sac", "--policy-delay", "4"], ["--policy-delay 4", "--agent td3"]),
+    "dense_reward_with_gcbc": (["--agent", "gcbc", "--reward", "dense"], ["--reward 'dense'", "--agent gcbc"]),
+    "her_fraction_above_one": (["--agent", "td3", "--her", "--her-fraction", "2"], ["--her-fraction 2.0"]),
 }
 
 
@@ -141,7 +141,7 @@ def test_run_dir_that_already_holds_a_run(workdir, tmp_path, capsys):
         ([], ["command"]),
         (["eval"], ["eval"]),
         (["eval", "/definitely/not/a/run"], ["/definitely/not/a/run"]),
-        (["eval", "/definitely/not/a/run", "--num-envs", "0"], ["num_envs=0"]),
+        (["eval", "/definitely/not/a/run", "--num-envs", "0"], ["--num-envs 0"]),
         (["eval", "/definitely/not/a/run", "--num-envs", "many"], ["--num-envs", "'many'"]),
     ],
 )
@@ -175,7 +175,7 @@ def test_console_script_bad_input(tmp_path):
     _assert_one_error_line(proc.returncode, proc.stderr, "--depth", "'abc'")
     assert proc.stdout == ""
     proc = _run([sys.executable, "-m", "deepcrl.cli", "train", "--depth", "6", "--run-dir", str(run_dir)], cwd=tmp_path)
-    _assert_one_error_line(proc.returncode, proc.stderr, "depth=6")
+    _assert_one_error_line(proc.returncode, proc.stderr, "--depth 6")
     assert not run_dir.exists() and sorted(p.name for p in tmp_path.iterdir()) == []
 
 

@@ -173,7 +173,7 @@ def test_dry_run_with_a_config_file_writes_nothing(workdir, tmp_path, capsys):
 
 
 @pytest.mark.parametrize("flags,names", [
-    (["--depth", "6"], ["depth=6"]),
+    (["--depth", "6"], ["--depth 6"]),
     (["--batch-size", "abc"], ["--batch-size", "'abc'"]),
     (["--env", "point_moon"], ["'point_moon'"]),
 ])
@@ -198,7 +198,7 @@ def test_analytic_flops_match_xla_cost_analysis():
     from deepcrl.dry_run import plan_run
     from deepcrl.build import build_task_and_agent as build_agent
 
-    config = Config(env="point_open", depth=4, width=256, batch_size=256, unroll=1)
+    config = Config(env="point_open", depth=4, width=256, batch_size=256, network_unroll=1)
     plan = plan_run(config)
     env, agent = build_agent(config)
     state = jax.eval_shape(agent.init, jax.random.PRNGKey(0))

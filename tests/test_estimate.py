@@ -68,7 +68,7 @@ def test_remat_saves_memory_at_depth_64_and_not_when_unrolled():
     shallow = Config(env="point_open", depth=8)
     assert estimate.activation_bytes(shallow, remat=True) == estimate.activation_bytes(shallow, remat=False)
     # ... unless the scan is rolled.
-    rolled = dataclasses.replace(shallow, unroll=1)
+    rolled = dataclasses.replace(shallow, network_unroll=1)
     assert estimate.activation_bytes(rolled, remat=True) < estimate.activation_bytes(rolled, remat=False)
 
 

@@ -297,7 +297,7 @@ def test_unknown_activation_in_module_raises():
 
 def test_network_settings_accept_good():
     for overrides in (dict(width=256, depth=4), dict(width=1, depth=1024, activation="relu"),
-                      dict(width=32, depth=8, unroll=2), dict(width=32, depth=8, unroll=4)):
+                      dict(width=32, depth=8, network_unroll=2), dict(width=32, depth=8, network_unroll=4)):
         validate(Config(**overrides))
 
 
@@ -331,8 +331,8 @@ def test_network_depth_must_be_an_integer():
 
 
 def test_network_unroll_error():
-    with pytest.raises(ConfigError, match="unroll=-1"):
-        validate(Config(unroll=-1))
+    with pytest.raises(ConfigError, match="network_unroll=-1"):
+        validate(Config(network_unroll=-1))
 
 
 def test_resolve_unroll_rule():

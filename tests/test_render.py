@@ -175,7 +175,7 @@ def test_mujoco_task_video(name, gl_backend, tmp_path, monkeypatch):
     gif_frames, duration = _gif(tmp_path / f"{name}.gif")
     assert gif_frames[0].shape == (96, 128, 3) and duration == expected * 100
     # Control: drawn in grey, the marker's colour is gone, so the pixels above were the marker.
-    monkeypatch.setattr(render, "GOAL_RGB", (0.5, 0.5, 0.5))
+    monkeypatch.setattr(render.mujoco_frames, "GOAL_RGB", (0.5, 0.5, 0.5))
     grey = np.stack(list(render.episode_frames(env, data, width=128, height=96)))
     assert _magenta(grey).max() <= 1
 
@@ -197,18 +197,18 @@ def test_mujoco_cameras(gl_backend):
 
 BAD = {
     "negative_episodes": (["--episodes", "-1"], ["episodes=-1"]),
-    "zero_episodes": (["--episodes", "0"], ["episodes=0"]),
+    "zero_episodes": (["--episodes", "0"], ["--episodes 0"]),
     "episodes_not_int": (["--episodes", "two"], ["--episodes", "'two'"]),
     "unknown_format": (["--format", "webm"], ["'webm'", "mp4, gif, both"]),
-    "odd_width": (["--width", "95"], ["width=95", "even"]),
-    "tiny_height": (["--height", "8"], ["height=8"]),
-    "zero_fps": (["--fps", "0"], ["fps=0"]),
-    "negative_seed": (["--seed", "-1"], ["seed=-1"]),
-    "max_steps_zero": (["--max-steps", "0"], ["max_steps=0"]),
-    "max_steps_past_episode": (["--max-steps", "51"], ["max_steps=51", "50"]),
-    "run_seed_not_in_run": (["--run-seed", "4"], ["run_seed=4", "seed 3"]),
-    "camera_on_point_maze": (["--camera", "track"], ["camera='track'"]),
-    "out_suffix_other_format": (["--format", "mp4", "--out", "OUT/eval.gif"], ["eval.gif", "format=mp4"]),
+    "odd_width": (["--width", "95"], ["--width 95", "even"]),
+    "tiny_height": (["--height", "8"], ["--height 8"]),
+    "zero_fps": (["--fps", "0"], ["--fps 0"]),
+    "negative_seed": (["--seed", "-1"], ["--seed -1"]),
+    "max_steps_zero": (["--max-steps", "0"], ["--max-steps 0"]),
+    "max_steps_past_episode": (["--max-steps", "51"], ["--max-steps 51", "50"]),
+    "run_seed_not_in_run": (["--run-seed", "4"], ["--run-seed 4", "seed 3"]),
+    "camera_on_point_maze": (["--camera", "track"], ["--camera 'track'"]),
+    "out_suffix_other_format": (["--format", "mp4", "--out", "OUT/eval.gif"], ["eval.gif", "--format mp4"]),
     "unknown_flag": (["--colour", "red"], ["--colour"]),
 }
 
@@ -313,10 +313,10 @@ def test_output_stem():
 def test_no_gl_backend_is_one_line(monkeypatch):
     monkeypatch.delenv("MUJOCO_GL", raising=False)
     monkeypatch.delenv("PYOPENGL_PLATFORM", raising=False)
-    monkeypatch.setattr(render, "_chosen_backend", None)
-    monkeypatch.setattr(render.platform, "system", lambda: "Linux")
+    monkeypatch.setattr(render.gl, "_chosen_backend", None)
+    monkeypatch.setattr(render.gl.platform, "system", lambda: "Linux")
     tried = []
-    monkeypatch.setattr(render, "_probe", lambda backend: tried.append(backend) or f"lib{backend}.so: cannot open shared object file")
+    monkeypatch.setattr(render.gl, "_probe", lambda backend: tried.append(backend) or f"lib{backend}.so: cannot open shared object file")
     with pytest.raises(render.RenderBackendError) as info:
         render.gl_backend()
     message = str(info.value)

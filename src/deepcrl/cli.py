@@ -8,13 +8,14 @@ Bad input of any kind prints one line, `deepcrl: error: ...`, and exits with cod
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import io
 import json
 import os
 import re
 import sys
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Iterable, Sequence
 
 import tyro
 
@@ -121,6 +122,35 @@ def _parse(cls, argv: Sequence[str], **kwargs):
     raise ConfigError(_tyro_message(wide.getvalue() or captured.getvalue()))
 
 
+# `name=value` in an error message, for a setting called `name`: a quoted string, or a token up to a
+# space, a semicolon, a comma or a closing parenthesis.
+_SETTING = re.compile(r"(?<![\w./-])([a-z][a-z0-9_]*)=('(?:[^'\\]|\\.)*'|[^\s;,)]+)")
+
+
+def in_flag_words(message: str, names: Iterable[str], keep: Iterable[str] = ()) -> str:
+    """A ConfigError message in the words of the command line: `name=value` of each setting in `names`
+    becomes `--name-with-dashes value` (a boolean: `--name` / `--no-name`), except the settings in
+    `keep` (given in a config file, where the user wrote them as `name: value`)."""
+    names, keep = set(names) - set(keep), set(keep)
+
+    def flag(match: re.Match) -> str:
+        name, value = match.group(1), match.group(2)
+        if name not in names:
+            return match.group(0)
+        dashed = name.replace("_", "-")
+        if value in ("True", "False"):
+            return f"--{dashed}" if value == "True" else f"--no-{dashed}"
+        return f"--{dashed} {value}"
+
+    if message.startswith("config file "):
+        return message
+    return _SETTING.sub(flag, message)
+
+
+def _field_names(cls) -> list[str]:
+    return [f.name for f in dataclasses.fields(cls)]
+
+
 TRAIN_DESCRIPTION = (
     "Train a Contrastive RL agent. More flags: --config FILE reads settings from a YAML (.yaml, .yml) "
     "or JSON (.json) file holding a flat mapping of the names below (depth: 16); flags given on the "
@@ -173,6 +203,16 @@ def _split_train_argv(argv: Sequence[str]) -> tuple[dict[str, str], bool, list[s
 
 
 def _train(argv: Sequence[str]) -> int:
+    from deepcrl.config import Config
+
+    keep: set[str] = set()  # settings a --config file or --preset gave, and the command line did not
+    try:
+        return _train_or_resume(argv, keep)
+    except ConfigError as e:
+        raise ConfigError(in_flag_words(str(e), _field_names(Config), keep)) from None
+
+
+def _train_or_resume(argv: Sequence[str], keep: set[str]) -> int:
     from deepcrl.build import prepare
     from deepcrl.config import Config
     from deepcrl.config_files import load_config_file, preset_config
@@ -182,12 +222,16 @@ def _train(argv: Sequence[str]) -> int:
     if resume_dir is not None:
         if preset is not None:
             raise ConfigError("--preset cannot be combined with --resume; a resumed run keeps its stored settings")
+        keep.update(_field_names(Config))  # a resumed run's settings come from its stored config.json
         return _resume(resume_dir, config_path, dry_run, rest)
     defaults = None if preset is None else preset_config(preset)
     if config_path is not None:
         defaults = load_config_file(config_path, base=defaults)
     kwargs = {} if defaults is None else {"default": defaults}
     config = _parse(Config, rest, prog="deepcrl train", description=TRAIN_DESCRIPTION, **kwargs)
+    if defaults is not None:
+        typed = {arg[2:].split("=", 1)[0].replace("-", "_").removeprefix("no_") for arg in rest if arg.startswith("--")}
+        keep.update(name for name in _field_names(Config) if getattr(defaults, name) != getattr(Config(), name) and name not in typed)
     setup = prepare(config)  # validated once, the task built once: the run below takes both
     if dry_run:
         from deepcrl.dry_run import plan_run, print_plan
@@ -297,7 +341,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return commands[command](rest)
     except ConfigError as e:
-        return _fail(str(e))
+        own_flags = {"eval": EvalArgs, "render": RenderArgs}.get(command)  # train translates its own (_train)
+        return _fail(in_flag_words(str(e), _field_names(own_flags)) if own_flags else str(e))
     except RunError as e:
         print(f"deepcrl: error: {e}", file=sys.stderr)
         return 1

@@ -7,10 +7,10 @@ settings an agent does not read, the task's episode length) before anything is c
 Both raise `ConfigError` with one line naming the bad value and what is allowed. Config files and
 presets: deepcrl.config_files.
 
-Defaults: the paper's algorithm settings (Wang et al. 2025, "1000 Layer Networks for Self-Supervised RL", §3-§4 and Appendix: Adam 3e-4, representation size 64,
-negative-L2 energy, forward InfoNCE with a 0.1 logsumexp penalty, gamma 0.99, target entropy
--0.5 x action size) with sizes chosen so that `deepcrl train` finishes in a few minutes on a 2-core
-CPU. The paper's GPU sizes: `--preset paper` (deepcrl.presets, docs/tasks.md).
+Defaults: the algorithm settings of Wang et al., "1000 Layer Networks for Self-Supervised RL"
+(arXiv 2503.14858) and its reference code (Adam 3e-4, representation size 64, negative-L2 energy,
+forward InfoNCE with a 0.1 logsumexp penalty, gamma 0.99, target entropy -0.5 x action size), with
+sizes chosen so that `deepcrl train` finishes in a few minutes on a 2-core CPU. The paper's GPU sizes: `--preset paper` (deepcrl.presets, docs/tasks.md).
 """
 
 from __future__ import annotations
@@ -30,12 +30,12 @@ from deepcrl.errors import ConfigError
 class Config:
     # --- task ---
     env: str = "point_u_maze"  # task: point_<layout> (e.g. point_u_maze), ant, ant_<maze>, humanoid, humanoid_<maze>, arm_reach, arm_push_easy/hard, arm_binpick_easy/hard, reacher, pusher (docs/tasks.md)
-    layout: str | None = None  # maze layout for --env point, ant or humanoid: open, u_maze, u4_maze, u5_maze, big_maze, hardest_maze, maze:PATH
-    episode_length: int | None = None  # steps per episode before truncation; default: the task's (point mazes 100, MuJoCo tasks 1000)
-    max_speed: float | None = None  # point mass only: largest distance moved per step, in cells (default 0.5)
-    goal_threshold: float | None = None  # success radius around the goal; default: the task's (point 0.5 cells, ant/humanoid 0.5 m, arms 0.1 m)
-    train_starts: str | None = None  # point mass only: where training episodes start: free (any free cell, the default) or start_cells
-    train_goals: str | None = None  # point mass only: where training goals are drawn: free (any free cell, the default) or goal_cells
+    layout: str | None = None  # maze layout for --env point, ant or humanoid: open, u_maze, u4_maze, u5_maze, big_maze, hardest_maze, maze:PATH; None: the one the env names (point: u_maze; ant, humanoid: the open field)
+    episode_length: int | None = None  # steps per episode before truncation; None: the task's (point mazes 100, MuJoCo tasks 1000)
+    max_speed: float | None = None  # point mass only: largest distance moved per step, in cells; None: the task's (0.5)
+    goal_threshold: float | None = None  # success radius around the goal; None: the task's (point 0.5 cells, ant/humanoid 0.5 m, arms 0.1 m)
+    train_starts: str | None = None  # point mass only: where training episodes start: free (any free cell) or start_cells; None: the task's (free)
+    train_goals: str | None = None  # point mass only: where training goals are drawn: free (any free cell) or goal_cells; None: the task's (free)
     chain_goals: bool = False  # ours, not the paper's: a training episode that reaches its goal goes on towards a fresh one, so episodes travel far (docs/long_horizons.md)
 
     # --- agent (docs/baselines.md) ---
@@ -57,16 +57,16 @@ class Config:
 
     # --- networks ---
     depth: int = 8  # Dense layers inside residual blocks, a multiple of 4 (both networks)
-    actor_depth: int | None = None  # actor depth; defaults to --depth
-    critic_depth: int | None = None  # critic (phi and psi) depth; defaults to --depth
+    actor_depth: int | None = None  # actor depth; None: --depth
+    critic_depth: int | None = None  # critic (phi and psi, or the Q-networks) depth; None: --depth
     width: int = 64  # hidden width (both networks)
-    actor_width: int | None = None  # actor width; defaults to --width
-    critic_width: int | None = None  # critic width; defaults to --width
+    actor_width: int | None = None  # actor width; None: --width
+    critic_width: int | None = None  # critic width; None: --width
     repr_dim: int = 64  # size of the phi(s, a) and psi(g) representations
     layer_norm: bool = True  # LayerNorm after every Dense (paper ablation: off)
     activation: str = "swish"  # swish or relu (paper ablation: relu)
     residual: bool = True  # skip connections around blocks of 4 layers (paper ablation: off)
-    unroll: int = 0  # blocks per scan iteration; 0 picks by measurement (networks.resolve_unroll)
+    network_unroll: int = 0  # residual blocks per scan iteration of the networks; 0 picks by measurement (networks.resolve_unroll)
     remat: bool = False  # recompute each residual block in the backward pass: activation memory grows by one array per block, not per layer (rolled networks, depth > 16 by default; measured to save nothing unrolled)
     matmul_dtype: str = "float32"  # float32 or bfloat16: dtype of the networks' matrix multiplies (parameters, LayerNorm statistics and losses stay float32)
 
@@ -74,9 +74,9 @@ class Config:
     energy: str = "l2"  # critic energy f(s,a,g): l2 (negative L2 distance), l2_sq, l1, dot, cosine
     contrastive_loss: str = "fwd_infonce"  # fwd_infonce, bwd_infonce, sym_infonce, binary_nce
     logsumexp_penalty: float = 0.1  # coefficient of the logsumexp^2 regulariser
-    entropy_scale: float | None = None  # crl / sac: target entropy = -entropy_scale x action size; default: the agent's (crl 0.5 as in the paper, sac 1.0 as in Haarnoja et al. 2018)
-    actor_lr: float | None = None  # Adam learning rate of the actor; default: the agent's (3e-4; td3 1e-3 as in Fujimoto et al. 2018)
-    critic_lr: float | None = None  # Adam learning rate of the critic (crl: phi and psi; sac / td3: the two Q-networks); default as actor_lr
+    entropy_scale: float | None = None  # crl / sac: target entropy = -entropy_scale x action size; None: the agent's (crl 0.5 as in the paper, sac 1.0 as in Haarnoja et al. 2018)
+    actor_lr: float | None = None  # Adam learning rate of the actor; None: the agent's (3e-4; td3 1e-3 as in Fujimoto et al. 2018)
+    critic_lr: float | None = None  # Adam learning rate of the critic (crl: phi and psi; sac / td3: the two Q-networks); None: the agent's, as --actor-lr
     alpha_lr: float = 3e-4  # crl / sac: Adam learning rate of the entropy temperature
 
     # --- data collection, replay and relabelling ---
@@ -95,7 +95,7 @@ class Config:
     seed: int = 0  # PRNG seed of the whole run (with --num-seeds N: the first of seeds seed .. seed+N-1)
     num_seeds: int = 1  # independent seeds trained side by side in one jitted program (vmap over the whole training state)
     num_devices: int = 1  # devices to split environments and the SGD batch over (data parallel, global InfoNCE negatives); 0 = all visible
-    run_dir: str | None = None  # output folder; default runs/<env>-d<depth>-s<seed>-<time>
+    run_dir: str | None = None  # output folder; None: runs/<env>[-<agent>]-d<depth>-s<seed>-<time> (docs/architecture.md, run directories)
     progress: bool = True  # show the progress bar
     tensorboard: bool = True  # write TensorBoard events next to metrics.csv
 
@@ -201,8 +201,8 @@ def check_fields(config: Config) -> None:
     for name in ("actor_lr", "critic_lr", "alpha_lr"):
         if getattr(c, name) is not None:
             _positive(name, getattr(c, name), float)
-    if isinstance(c.unroll, bool) or not isinstance(c.unroll, int) or c.unroll < 0:
-        raise ConfigError(f"unroll={c.unroll!r} is not allowed; use 0 (pick by measurement) or a positive number of blocks per scan step")
+    if isinstance(c.network_unroll, bool) or not isinstance(c.network_unroll, int) or c.network_unroll < 0:
+        raise ConfigError(f"network_unroll={c.network_unroll!r} is not allowed; use 0 (pick by measurement) or a positive number of blocks per scan step")
     for name in ("checkpoint_every",):
         value = getattr(c, name)
         if isinstance(value, bool) or not isinstance(value, int) or value < 0:
@@ -260,6 +260,11 @@ def check_divisible_by_devices(config: Config, num_devices: int) -> None:
         value = getattr(config, name)
         if value % num_devices:
             raise ConfigError(f"{name}={value} does not split over {num_devices} devices; it must be a multiple of the device count")
+
+
+# Config fields renamed since the first release: a stored config.json (or a config file) that uses the
+# old name still loads, under the new one.
+RENAMED_FIELDS = {"unroll": "network_unroll"}
 
 
 # ----------------------------------------------------------------------------------------------

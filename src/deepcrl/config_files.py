@@ -17,7 +17,7 @@ from typing import Any, Mapping
 
 import yaml
 
-from deepcrl.config import Config, check_field_type, short_repr
+from deepcrl.config import RENAMED_FIELDS, Config, check_field_type, short_repr
 from deepcrl.errors import ConfigError
 
 CONFIG_FILE_SUFFIXES = (".yaml", ".yml", ".json")
@@ -43,6 +43,8 @@ def config_from_mapping(data: Any, source: str | None = None, base: Config | Non
             name = key
             if isinstance(key, str) and key not in known and key.replace("-", "_") in known:
                 name = key.replace("-", "_")
+            if isinstance(key, str) and key.replace("-", "_") in RENAMED_FIELDS:
+                name = RENAMED_FIELDS[key.replace("-", "_")]
             if isinstance(name, str) and name in spelled:
                 raise ConfigError(f"{name!r} is given twice (as {spelled[name]!r} and {key!r}); keep one")
             if isinstance(name, str):

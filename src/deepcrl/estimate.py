@@ -143,7 +143,7 @@ def resolved_policy(policy: str, depth: int, blocks_per_iter: int) -> str:
 def blocks_per_iteration(config: Any, depth: int, which: str) -> int:
     """Residual blocks per scan iteration of a network of this depth, as the run resolves it.
 
-    A CRLConfig carries it (actor_unroll / critic_unroll); a Config's `unroll` goes through
+    A CRLConfig carries it (actor_unroll / critic_unroll); a Config's `network_unroll` goes through
     networks.resolve_unroll.
     """
     blocks = depth // 4
@@ -152,7 +152,7 @@ def blocks_per_iteration(config: Any, depth: int, which: str) -> int:
         return blocks if unroll is True else min(int(unroll), blocks)
     from deepcrl.networks import resolve_unroll
 
-    return resolve_unroll(int(getattr(config, "unroll", 0)), depth)
+    return resolve_unroll(int(getattr(config, "network_unroll", 0)), depth)
 
 
 def resolve_num_devices(config: Any) -> int:

@@ -35,7 +35,6 @@ from deepcrl.errors import ConfigError
 
 ENERGY_NAMES: tuple[str, ...] = ("l2", "l2_sq", "l1", "dot", "cosine")
 LOSS_NAMES: tuple[str, ...] = ("fwd_infonce", "bwd_infonce", "sym_infonce", "binary_nce")
-DEFAULT_ENERGY = "l2"
 DEFAULT_LOSS = "fwd_infonce"
 
 # Floor of the squared distance under the square root of "l2": keeps the gradient finite (zero) at
@@ -244,7 +243,6 @@ def contrastive_loss(
 
 __all__ = [
     "COLUMN_LOSSES",
-    "DEFAULT_ENERGY",
     "DEFAULT_LOSS",
     "ENERGY_NAMES",
     "LOSS_NAMES",

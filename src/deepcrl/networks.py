@@ -81,7 +81,7 @@ def get_activation(name: str) -> Callable[[jax.Array], jax.Array]:
     raise ConfigError(f"activation={name!r} is not allowed; allowed: {', '.join(ACTIVATIONS)}")
 
 
-# Blocks per scan iteration when the run config's `unroll` is 0. Measured on a 2-core CPU
+# Blocks per scan iteration when the run config's `network_unroll` is 0. Measured on a 2-core CPU
 # (docs/benchmarks.md): a fully unrolled network is faster for shallow nets, while compile time grows
 # with unrolled depth.
 UNROLL_ALL_UP_TO_DEPTH = 16

@@ -61,7 +61,7 @@ def network_settings(config: Config, task: Env, default_learning_rate: float) ->
         actor_depth=actor_depth, critic_depth=critic_depth,
         actor_width=config.resolved_actor_width, critic_width=config.resolved_critic_width,
         layer_norm=config.layer_norm, activation=config.activation, residual=config.residual,
-        actor_unroll=resolve_unroll(config.unroll, actor_depth), critic_unroll=resolve_unroll(config.unroll, critic_depth),
+        actor_unroll=resolve_unroll(config.network_unroll, actor_depth), critic_unroll=resolve_unroll(config.network_unroll, critic_depth),
         remat=config.remat, matmul_dtype=config.matmul_dtype,
         actor_lr=default_learning_rate if config.actor_lr is None else config.actor_lr,
         critic_lr=default_learning_rate if config.critic_lr is None else config.critic_lr,

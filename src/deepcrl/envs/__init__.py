@@ -12,7 +12,7 @@ import inspect
 
 from deepcrl.envs.base import Env, EnvState, step_autoreset
 from deepcrl.envs.layouts import LAYOUT_NAMES, Layout, get_layout, parse_layout
-from deepcrl.envs.mujoco import LOCOMOTION, MAZE_LAYOUTS, MUJOCO_TASK_NAMES, OTHER_TASKS, task_class
+from deepcrl.envs.mujoco import LOCOMOTION, MUJOCO_TASK_NAMES, OTHER_TASKS, task_class
 from deepcrl.envs.point_maze import PointMaze
 from deepcrl.errors import ConfigError
 
@@ -43,7 +43,7 @@ def _keyword_options(cls) -> tuple[str, ...]:
 _POINT_OPTIONS = _keyword_options(PointMaze)
 
 
-def _split_name(name: str, layout: str | None, family: str, layouts, default: str | None) -> str | None:
+def _split_name(name: str, layout: str | None, family: str, default: str | None) -> str | None:
     """The layout spec of `family` or `family_<layout>`, checking it against an explicit `layout`."""
     if name == family:
         return default if layout is None else layout
@@ -91,7 +91,7 @@ def _make_mujoco(name: str, layout: str | None, kwargs: dict) -> Env:
     family = name.split("_")[0]
     if family in LOCOMOTION:
         cls = task_class(*LOCOMOTION[family])
-        spec = _split_name(name, layout, family, MAZE_LAYOUTS[family], None)
+        spec = _split_name(name, layout, family, None)
         args, fixed = ((None if spec is None else get_layout(spec)),), {}
     else:
         if layout is not None:

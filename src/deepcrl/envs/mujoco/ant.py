@@ -23,7 +23,7 @@ import jax.numpy as jnp
 
 from deepcrl.envs.layouts import Layout
 from deepcrl.envs.mujoco import maze
-from deepcrl.envs.mujoco.base import import_mujoco
+from deepcrl.envs.mujoco.base import FLOOR_ASSETS, import_mujoco, mjcf_header
 from deepcrl.envs.mujoco.locomotion import Locomotion
 
 CELL_SIZE = 4.0  # metres per maze cell (paper.md §8)
@@ -70,20 +70,9 @@ def ant_xml(layout: Layout | None = None, cell_size: float = CELL_SIZE) -> str:
     custom = "" if layout is None else f'<custom><numeric name="max_geom_pairs" data="{MAX_WALL_PAIRS}"/></custom>'
 
     return f"""
-<mujoco model="deepcrl_ant">
-  <compiler angle="degree" inertiafromgeom="true"/>
-  <option timestep="0.01" iterations="1" ls_iterations="4">
-    <flag eulerdamp="disable"/>
-  </option>
-  <default>
-    <joint limited="true" armature="1" damping="1"/>
-    <geom contype="0" conaffinity="0" condim="3" friction="1 0.5 0.5" density="5" rgba="0.8 0.6 0.4 1"/>
-  </default>
-  <asset>
-    <texture name="grid" type="2d" builtin="checker" rgb1="0.2 0.3 0.4" rgb2="0.1 0.15 0.2" width="512" height="512"/>
-    <material name="grid" texture="grid" texrepeat="1 1" texuniform="true" reflectance="0.2"/>
-    <material name="wall" rgba="0.7 0.7 0.7 1"/>
-  </asset>
+{mjcf_header("ant", angle="degree", option='timestep="0.01"', joint='limited="true" armature="1" damping="1"',
+              geom='contype="0" conaffinity="0" condim="3" friction="1 0.5 0.5" density="5" rgba="0.8 0.6 0.4 1"')}
+  {FLOOR_ASSETS}
   {custom}
   <worldbody>
     <light pos="0 0 30" dir="0 0 -1" directional="true"/>

@@ -376,7 +376,7 @@ class _Arm(MjxTask):
     def _cube_start(self, key) -> jax.Array:
         raise NotImplementedError
 
-    def _start(self, key, evaluation):
+    def _start(self, key):
         qpos = self._start_qpos
         if self._cube_q is not None:
             qpos = qpos.at[self._cube_q : self._cube_q + 2].set(self._cube_start(key))

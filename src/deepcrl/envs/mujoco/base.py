@@ -24,6 +24,29 @@ from deepcrl.envs.base import Env, EnvState
 from deepcrl.errors import ConfigError
 
 
+# The floor's checker texture and the maze walls' material of the locomotion scenes (ant, humanoid).
+FLOOR_ASSETS = """<asset>
+    <texture name="grid" type="2d" builtin="checker" rgb1="0.2 0.3 0.4" rgb2="0.1 0.15 0.2" width="512" height="512"/>
+    <material name="grid" texture="grid" texrepeat="1 1" texuniform="true" reflectance="0.2"/>
+    <material name="wall" rgba="0.7 0.7 0.7 1"/>
+  </asset>"""
+
+
+def mjcf_header(model: str, *, angle: str, option: str, joint: str, geom: str, flags: str = 'eulerdamp="disable"') -> str:
+    """The opening of every task's MJCF: the model's name, compiler, MJX-friendly solver options (one
+    solver iteration, four line-search iterations, the given `flags`) and the joint and geom defaults.
+    `option`: the <option> attributes before the iteration counts (timestep, solver, gravity)."""
+    return f"""<mujoco model="deepcrl_{model}">
+  <compiler angle="{angle}" inertiafromgeom="true"/>
+  <option {option} iterations="1" ls_iterations="4">
+    <flag {flags}/>
+  </option>
+  <default>
+    <joint {joint}/>
+    <geom {geom}/>
+  </default>"""
+
+
 def import_mujoco():
     """Import mujoco and mujoco.mjx, without mjx's printed notice that the optional Warp backend is missing."""
     with contextlib.redirect_stdout(io.StringIO()):
@@ -79,7 +102,7 @@ class MjxTask(Env):
         """The state observation [state_size] of an mjx.Data."""
 
     @abc.abstractmethod
-    def _start(self, key: jax.Array, evaluation: bool) -> tuple[jax.Array, jax.Array]:
+    def _start(self, key: jax.Array) -> tuple[jax.Array, jax.Array]:
         """(qpos, qvel) of a new episode."""
 
     @abc.abstractmethod
@@ -119,7 +142,7 @@ class MjxTask(Env):
         _, mjx = import_mujoco()
         next_key, k_start, k_goal = jax.random.split(key, 3)
         goal = (self._eval_goal if evaluation else self._train_goal)(k_goal).astype(jnp.float32)
-        qpos, qvel = self._start(k_start, evaluation)
+        qpos, qvel = self._start(k_start)  # training and evaluation episodes start alike
         qpos = self._place_goal(qpos, goal)
         data = mjx.make_data(self.mjx_model).replace(qpos=qpos, qvel=qvel)
         data = mjx.forward(self.mjx_model, data)

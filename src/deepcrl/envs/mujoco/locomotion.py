@@ -54,7 +54,7 @@ class Locomotion(MjxTask):
             return self._train_goal(key)
         return self._with_height(maze.sample_in_cells(key, self._eval_goal_centres, self.goal_noise * self.cell_size))
 
-    def _start(self, key, evaluation):
+    def _start(self, key):
         k_xy, k_q, k_v = jax.random.split(key, 3)
         nq, nv = self.mj_model.nq, self.mj_model.nv
         qpos = self._init_qpos + jax.random.uniform(k_q, (nq,), jnp.float32, -self.reset_noise, self.reset_noise)

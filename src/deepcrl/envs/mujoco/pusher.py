@@ -70,7 +70,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from deepcrl.envs.mujoco.base import MjxTask, import_mujoco
+from deepcrl.envs.mujoco.base import MjxTask, import_mujoco, mjcf_header
 
 TABLE_Z = -0.325
 PUCK_RADIUS = 0.05
@@ -111,15 +111,8 @@ def pusher_xml() -> str:
         f'<motor name="{n}" joint="{n}" gear="1" ctrlrange="-2 2" ctrllimited="true"/>' for n, *_ in ARM_JOINTS
     )
     return f"""
-<mujoco model="deepcrl_pusher">
-  <compiler angle="radian" inertiafromgeom="true"/>
-  <option timestep="0.01" gravity="0 0 0" iterations="1" ls_iterations="4">
-    <flag eulerdamp="disable"/>
-  </option>
-  <default>
-    <joint type="hinge" limited="true" armature="0.04"/>
-    <geom contype="0" conaffinity="0" condim="3" friction="0.8 0.1 0.1" density="300" rgba="0.55 0.45 0.35 1"/>
-  </default>
+{mjcf_header("pusher", angle="radian", option='timestep="0.01" gravity="0 0 0"', joint='type="hinge" limited="true" armature="0.04"',
+              geom='contype="0" conaffinity="0" condim="3" friction="0.8 0.1 0.1" density="300" rgba="0.55 0.45 0.35 1"')}
   <worldbody>
     <light pos="0 0 3" dir="0 0 -1" directional="true"/>
     <camera name="front" pos="2.0 -0.3 0.6" xyaxes="0 1 0 -0.45 0 0.89"/>
@@ -192,7 +185,7 @@ class Pusher(MjxTask):
     def _train_goal(self, key):
         return self._goal(key)
 
-    def _start(self, key, evaluation):
+    def _start(self, key):
         # the puck's start depends on the goal, which MjxTask draws from another key: _place_goal
         # moves the puck away from the goal once both are known
         k_puck, k_vel = jax.random.split(key)

@@ -42,7 +42,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from deepcrl.envs.mujoco.base import MjxTask, import_mujoco
+from deepcrl.envs.mujoco.base import MjxTask, import_mujoco, mjcf_header
 
 LINK = 0.1  # length of each link (m)
 TIP = 0.11  # fingertip distance past the elbow (m)
@@ -62,15 +62,8 @@ def reacher_xml() -> str:
         for i, ((x0, y0), (x1, y1)) in enumerate(zip(corners, corners[1:] + corners[:1]))
     )
     return f"""
-<mujoco model="deepcrl_reacher">
-  <compiler angle="radian" inertiafromgeom="true"/>
-  <option timestep="0.01" iterations="1" ls_iterations="4">
-    <flag contact="disable" eulerdamp="disable"/>
-  </option>
-  <default>
-    <joint type="hinge" axis="0 0 1" armature="1" damping="1"/>
-    <geom contype="0" conaffinity="0" density="1000" rgba="0.0 0.4 0.6 1"/>
-  </default>
+{mjcf_header("reacher", angle="radian", option='timestep="0.01"', flags='contact="disable" eulerdamp="disable"',
+              joint='type="hinge" axis="0 0 1" armature="1" damping="1"', geom='contype="0" conaffinity="0" density="1000" rgba="0.0 0.4 0.6 1"')}
   <worldbody>
     <light pos="0 0 2" dir="0 0 -1" directional="true"/>
     <camera name="top" pos="0 0 0.75" xyaxes="1 0 0 0 1 0"/>
@@ -120,7 +113,7 @@ class Reacher(MjxTask):
         tip_vel = omega[0] * perp(tip) + omega[1] * perp(tip - elbow)
         return jnp.concatenate([jnp.cos(angle), jnp.sin(angle), tip, tip_vel, omega]).astype(jnp.float32)
 
-    def _start(self, key, evaluation):
+    def _start(self, key):
         k_pos, k_vel = jax.random.split(key)
         qpos = self._init_qpos + jax.random.uniform(k_pos, (2,), jnp.float32, -START_NOISE, START_NOISE)
         qvel = jax.random.uniform(k_vel, (2,), jnp.float32, -START_VEL_NOISE, START_VEL_NOISE)
