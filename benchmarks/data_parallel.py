@@ -178,7 +178,7 @@ def main() -> None:
                     "efficiency_median_per_round": statistics.median(per_round),
                     "efficiency_per_round": per_round,
                     "compile_s": p.epoch_compile_s,
-                    "load_median_1min": statistics.median(l[0] for l in p.loads if l),
+                    "load_median_1min": statistics.median(load[0] for load in p.loads if load),
                     "timing": timing,
                 })
                 print(f"  {size} {work} D={d}: {t:.3f} s/epoch, efficiency {t1 / t:.2f}", flush=True)

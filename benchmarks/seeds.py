@@ -104,7 +104,7 @@ def main() -> None:
                 "init_run_s": prog.init_run_s,
                 "epoch_compile_s": prog.epoch_compile_s,
                 "epoch_compile_ratio_to_1_seed": prog.epoch_compile_s / one.epoch_compile_s,
-                "load_median_1min": statistics.median(l[0] for l in prog.loads if l),
+                "load_median_1min": statistics.median(load[0] for load in prog.loads if load),
                 "timing": timing,
             }
             rows.append(row)

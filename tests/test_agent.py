@@ -181,11 +181,11 @@ VARIANTS = [("l2_sq", "bwd_infonce"), ("l1", "sym_infonce"), ("dot", "binary_nce
 
 def test_variant_names_cover_every_energy_and_loss():
     assert {e for e, _ in VARIANTS} | {"l2"} == set(losses.ENERGY_NAMES)
-    assert {l for _, l in VARIANTS} == set(losses.LOSS_NAMES)
+    assert {loss for _, loss in VARIANTS} == set(losses.LOSS_NAMES)
 
 
 def test_every_energy_and_loss_runs_one_finite_update(probe):
-    agents = [CRL(CRLConfig(**TINY, energy=e, contrastive_loss=l)) for e, l in VARIANTS]
+    agents = [CRL(CRLConfig(**TINY, energy=e, contrastive_loss=loss)) for e, loss in VARIANTS]
     batch = _batch(1)
 
     def run(state, key):  # energy and loss do not change parameter shapes: start from the probe's state

@@ -12,7 +12,6 @@ from pathlib import Path
 
 import pytest
 
-from deepcrl import cli
 from cli_helpers import assert_one_error_line as _assert_one_error_line, run_main as _main
 
 DEEPCRL = shutil.which("deepcrl")
@@ -40,17 +39,17 @@ BAD_TRAIN = {
     "unknown_env": (["--env", "point_moon"], ["'point_moon'"]),
     "unknown_layout": (["--env", "point", "--layout", "spiral"], ["'spiral'"]),
     "conflicting_layout": (["--env", "point_open", "--layout", "u_maze"], ["'u_maze'"]),
-    "depth_not_multiple_of_4": (["--depth", "6"], ["depth=6"]),
-    "actor_depth_not_multiple_of_4": (["--actor-depth", "10"], ["actor_depth=10"]),
-    "critic_depth_zero": (["--critic-depth", "0"], ["critic_depth=0"]),
-    "width_zero": (["--width", "0"], ["width=0"]),
-    "batch_negative": (["--batch-size", "-1"], ["batch_size=-1"]),
+    "depth_not_multiple_of_4": (["--depth", "6"], ["--depth 6"]),
+    "actor_depth_not_multiple_of_4": (["--actor-depth", "10"], ["--actor-depth 10"]),
+    "critic_depth_zero": (["--critic-depth", "0"], ["--critic-depth 0"]),
+    "width_zero": (["--width", "0"], ["--width 0"]),
+    "batch_negative": (["--batch-size", "-1"], ["--batch-size -1"]),
     "num_envs_zero": (["--num-envs", "0"], ["--num-envs 0"]),
-    "gamma_one": (["--gamma", "1.0"], ["gamma=1.0"]),
+    "gamma_one": (["--gamma", "1.0"], ["--gamma 1.0"]),
     "unknown_energy": (["--energy", "l3"], ["'l3'"]),
     "batch_larger_than_buffer": (
         ["--num-envs", "4", "--buffer-size", "100", "--episode-length", "50", "--prefill-steps", "10",
-         "--unroll-length", "10", "--batch-size", "81"], ["batch_size=81", "80"]
+         "--unroll-length", "10", "--batch-size", "81"], ["--batch-size 81", "80"]
     ),
     "buffer_smaller_than_episode": (["--buffer-size", "20", "--episode-length", "50", "--prefill-steps", "10",
                                      "--unroll-length", "10"], ["--buffer-size 20"]),

@@ -12,7 +12,7 @@ import jax
 import jax.numpy as jnp
 import pytest
 
-from deepcrl import cli, replay
+from deepcrl import replay
 from deepcrl.config import Config
 from deepcrl.config_files import load_config_file
 from deepcrl.errors import ConfigError

@@ -4,7 +4,6 @@ evaluating (--explore-action-samples, --eval-action-samples), --chain-goals, TD3
 from __future__ import annotations
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import pytest
 

@@ -32,7 +32,7 @@ def _euclidean_critic(positions, goal):
     return -np.linalg.norm(positions - goal[None], axis=-1)
 
 
-@pytest.mark.parametrize("layout", [LONG_U, BUILTIN_LAYOUTS["u_maze"], BUILTIN_LAYOUTS["big_maze"]], ids=lambda l: l.name)
+@pytest.mark.parametrize("layout", [LONG_U, BUILTIN_LAYOUTS["u_maze"], BUILTIN_LAYOUTS["big_maze"]], ids=lambda layout: layout.name)
 def test_topology_is_one_for_minus_the_path_distance_and_lower_for_the_straight_line(layout):
     goal = (np.array(layout.eval_goal_cells[0][::-1], np.float64) + 0.5)
     geo = topology_scores(value_grid(_geodesic_critic(layout), layout, goal))

@@ -5,8 +5,7 @@
     policy = deepcrl.load_policy(result.run_dir)   # jitted: observation -> action
 """
 
-from importlib.metadata import PackageNotFoundError, version
-
+from deepcrl._version import __version__
 from deepcrl.build import Setup, prepare, validate
 from deepcrl.checkpoints import load_policy
 from deepcrl.config import Config
@@ -14,9 +13,4 @@ from deepcrl.errors import ConfigError
 from deepcrl.loop import RunResult, resume, train
 from deepcrl.programs import Trainer
 
-try:
-    __version__ = version("deepcrl")
-except PackageNotFoundError:  # running from a source tree that was never installed
-    __version__ = "0.1.0"
-
-__all__ = ["Config", "ConfigError", "RunResult", "Setup", "Trainer", "load_policy", "prepare", "resume", "train", "validate"]
+__all__ = ["__version__", "Config", "ConfigError", "RunResult", "Setup", "Trainer", "load_policy", "prepare", "resume", "train", "validate"]

@@ -324,7 +324,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(USAGE)
         return 0
     if argv and argv[0] in ("-V", "--version"):
-        from deepcrl import __version__
+        from deepcrl._version import __version__
 
         print(f"deepcrl {__version__}")
         return 0

@@ -18,7 +18,7 @@ from typing import Any, Mapping
 import yaml
 
 from deepcrl.config import RENAMED_FIELDS, Config, check_field_type, short_repr
-from deepcrl.errors import ConfigError
+from deepcrl.errors import ConfigError, read_user_text
 
 CONFIG_FILE_SUFFIXES = (".yaml", ".yml", ".json")
 
@@ -133,19 +133,7 @@ def load_config_file(path: str | Path, base: Config | None = None) -> Config:
     suffix = Path(source).suffix.lower()
     if suffix not in CONFIG_FILE_SUFFIXES:
         raise ConfigError(f"config file {source!r} has an unknown format; its name must end in .yaml or .yml (YAML) or .json (JSON)")
-    try:
-        raw = Path(source).expanduser().read_bytes()
-    except FileNotFoundError:
-        raise ConfigError(f"config file {source!r} does not exist") from None
-    except IsADirectoryError:
-        raise ConfigError(f"config file {source!r} is a directory, not a file") from None
-    except (OSError, ValueError) as e:
-        reason = getattr(e, "strerror", None) or type(e).__name__
-        raise ConfigError(f"config file {source!r} cannot be read ({reason})") from None
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as e:
-        raise ConfigError(f"config file {source!r} is not UTF-8 text (byte {e.start})") from None
+    text = read_user_text(source, "config file")
     try:
         data = parse_config_text(text, "json" if suffix == ".json" else "yaml")
     except ConfigError as e:

@@ -19,3 +19,24 @@ class NumericalError(RunError):
 
 class CheckpointWriteError(RunError):
     """A checkpoint could not be written (disk full, folder removed, ...); the previous one is intact."""
+
+
+def read_user_text(path: str, what: str, hint: str = "") -> str:
+    """The UTF-8 text of a file the user named (`~` expanded); ConfigError, one line naming it as
+    `what` ("config file", "maze file") and why it cannot be read, with `hint` appended, otherwise."""
+    import os
+
+    try:
+        with open(os.path.expanduser(path), "rb") as f:
+            raw = f.read()
+    except FileNotFoundError:
+        raise ConfigError(f"{what} {path!r} does not exist{hint}") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{what} {path!r} is a directory, not a file{hint}") from None
+    except (OSError, ValueError) as e:  # permissions, a NUL in the name, ...
+        reason = getattr(e, "strerror", None) or type(e).__name__
+        raise ConfigError(f"{what} {path!r} cannot be read ({reason}){hint}") from None
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{what} {path!r} is not UTF-8 text (byte {e.start}){hint}") from None

@@ -25,11 +25,10 @@ from __future__ import annotations
 
 import collections
 import dataclasses
-import os
 
 import numpy as np
 
-from deepcrl.errors import ConfigError
+from deepcrl.errors import ConfigError, read_user_text
 
 Cell = tuple[int, int]
 
@@ -288,19 +287,7 @@ def get_layout(spec: str) -> Layout:
         path = spec[len(MAZE_PREFIX) :]
         if not path:
             raise ConfigError(f"maze layout {spec!r} names no file: write maze:PATH, PATH an ASCII maze file")
-        need = "maze:PATH needs a readable ASCII maze file"
-        try:
-            with open(os.path.expanduser(path), encoding="utf-8") as f:
-                text = f.read()
-        except FileNotFoundError:
-            raise ConfigError(f"maze file {path!r} does not exist: {need}") from None
-        except IsADirectoryError:
-            raise ConfigError(f"maze file {path!r} is a directory: {need}") from None
-        except UnicodeDecodeError:
-            raise ConfigError(f"maze file {path!r} is not UTF-8 text: {need}") from None
-        except (OSError, ValueError) as e:
-            reason = getattr(e, "strerror", None) or type(e).__name__
-            raise ConfigError(f"maze file {path!r} cannot be read ({reason}): {need}") from None
+        text = read_user_text(path, "maze file", hint=": maze:PATH needs a readable ASCII maze file")
         return parse_layout(text, "maze", source=spec)
     raise ConfigError(f"unknown maze layout {spec!r}: {_allowed_specs()}")
 
