@@ -36,9 +36,13 @@ def make_parser(name: str, description: str) -> argparse.ArgumentParser:
     """An argument parser with the two flags every benchmark has: --quick and --out."""
     parser = argparse.ArgumentParser(prog=f"benchmarks/{name}.py", description=description)
     parser.add_argument("--quick", action="store_true", help="tiny sizes, finishes in seconds (smoke test, not for the docs)")
-    parser.add_argument("--out", type=Path, default=None,
-                        help=f"where to write the JSON results (default: benchmarks/results/{name}.json, "
-                             f"with --quick benchmarks/results/{name}.quick.json so smoke tests never overwrite full results)")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help=f"where to write the JSON results (default: benchmarks/results/{name}.json, "
+        f"with --quick benchmarks/results/{name}.quick.json so smoke tests never overwrite full results)",
+    )
     return parser
 
 
@@ -200,8 +204,14 @@ def _fmt(value: Any) -> str:
     return str(value)
 
 
-def write_results(path: Path | None, benchmark: str, settings: dict[str, Any], rows: list[dict[str, Any]],
-                  started: float, extra: dict[str, Any] | None = None) -> Path:
+def write_results(
+    path: Path | None,
+    benchmark: str,
+    settings: dict[str, Any],
+    rows: list[dict[str, Any]],
+    started: float,
+    extra: dict[str, Any] | None = None,
+) -> Path:
     """Write the JSON results file and return its path."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -245,8 +255,11 @@ def header(benchmark: str, quick: bool) -> None:
     )
     cpus = info["cpu_affinity"] or info["cpu_count"] or 1
     if not quick and _LOAD_AT_START and _LOAD_AT_START[0] > 0.5 * cpus:
-        print(f"warning: 1-minute load average {_LOAD_AT_START[0]} on {cpus} CPUs: other processes compete for "
-              f"the CPU and the numbers will be slower and noisier than on an idle machine", flush=True)
+        print(
+            f"warning: 1-minute load average {_LOAD_AT_START[0]} on {cpus} CPUs: other processes compete for "
+            f"the CPU and the numbers will be slower and noisier than on an idle machine",
+            flush=True,
+        )
 
 
 class EpochProgram:

@@ -45,8 +45,11 @@ def main() -> None:
     parser.add_argument("--total-env-steps", type=int, default=4_000_000)
     parser.add_argument("--num-evals", type=int, default=10)
     parser.add_argument("--runs", type=Path, default=Path("runs/compare_agents"), help="where the run directories go")
-    parser.add_argument("--train-flags", default="", help="more `deepcrl train` flags for every run, one string "
-                        "(e.g. \"--preset paper\" for a GPU comparison on a MuJoCo task)")
+    parser.add_argument(
+        "--train-flags",
+        default="",
+        help='more `deepcrl train` flags for every run, one string (e.g. "--preset paper" for a GPU comparison on a MuJoCo task)',
+    )
     parser.add_argument("--plot", type=Path, default=None, help="PNG of the curves (default: next to the JSON)")
     args = parser.parse_args()
     header("compare_agents", args.quick)
@@ -54,16 +57,49 @@ def main() -> None:
     extra = shlex.split(args.train_flags)
     if args.quick:
         args.total_env_steps, args.num_evals = 16 * 25 * 4, 2
-        extra += ["--num-envs", "16", "--batch-size", "64", "--updates-per-epoch", "4", "--prefill-steps", "50",
-                 "--buffer-size", "200", "--width", "32", "--num-eval-envs", "16", "--checkpoint-every", "0"]
+        extra += [
+            "--num-envs",
+            "16",
+            "--batch-size",
+            "64",
+            "--updates-per-epoch",
+            "4",
+            "--prefill-steps",
+            "50",
+            "--buffer-size",
+            "200",
+            "--width",
+            "32",
+            "--num-eval-envs",
+            "16",
+            "--checkpoint-every",
+            "0",
+        ]
 
     rows, curves = [], {}
     for depth in args.depths:
         for name in args.agents:
             run_dir = args.runs / f"{name.lower().replace('+', '-')}-d{depth}"
-            flags = AGENTS[name] + ["--depth", str(depth), "--env", args.env, "--num-seeds", str(args.num_seeds),
-                                    "--total-env-steps", str(args.total_env_steps), "--num-evals", str(args.num_evals),
-                                    "--run-dir", str(run_dir), "--no-progress", "--no-tensorboard"] + extra
+            flags = (
+                AGENTS[name]
+                + [
+                    "--depth",
+                    str(depth),
+                    "--env",
+                    args.env,
+                    "--num-seeds",
+                    str(args.num_seeds),
+                    "--total-env-steps",
+                    str(args.total_env_steps),
+                    "--num-evals",
+                    str(args.num_evals),
+                    "--run-dir",
+                    str(run_dir),
+                    "--no-progress",
+                    "--no-tensorboard",
+                ]
+                + extra
+            )
             seconds = _train(run_dir, flags)
             history = _read(run_dir)
             first_seed = json.loads((run_dir / "config.json").read_text())["seed"]  # --train-flags may set --seed
@@ -73,25 +109,55 @@ def main() -> None:
             time_at_goal = {s: sum(r[_col("eval/time_at_goal", s, args.num_seeds)] for r in last) / len(last) for s in seeds}
             mean, se = _mean_se(list(score.values()))
             tmean, tse = _mean_se(list(time_at_goal.values()))
-            rows.append({"agent": name, "depth": depth, "success_per_seed": [round(score[s], 3) for s in seeds],
-                         "success_mean": round(mean, 3), "success_se": round(se, 3),
-                         "time_at_goal_mean": round(tmean, 2), "time_at_goal_se": round(tse, 2),
-                         "wall_clock_s": seconds, "run_dir": str(run_dir), "command": "deepcrl train " + " ".join(flags)})
+            rows.append(
+                {
+                    "agent": name,
+                    "depth": depth,
+                    "success_per_seed": [round(score[s], 3) for s in seeds],
+                    "success_mean": round(mean, 3),
+                    "success_se": round(se, 3),
+                    "time_at_goal_mean": round(tmean, 2),
+                    "time_at_goal_se": round(tse, 2),
+                    "wall_clock_s": seconds,
+                    "run_dir": str(run_dir),
+                    "command": "deepcrl train " + " ".join(flags),
+                }
+            )
             curves[f"{name} d{depth}"] = [
-                {"env_steps": r["env_steps"], "success": r["eval/success"], "time_at_goal": r["eval/time_at_goal"],
-                 "success_se": r.get("eval/success/se", 0.0), "time_at_goal_se": r.get("eval/time_at_goal/se", 0.0)}
+                {
+                    "env_steps": r["env_steps"],
+                    "success": r["eval/success"],
+                    "time_at_goal": r["eval/time_at_goal"],
+                    "success_se": r.get("eval/success/se", 0.0),
+                    "time_at_goal_se": r.get("eval/time_at_goal/se", 0.0),
+                }
                 for r in history
             ]
     print_table(
         f"{args.env}: success (mean of the last 5 evaluations), {args.num_seeds} seeds, {args.total_env_steps:,} env steps",
         ["agent", "depth", "per seed", "success", "time at goal", "wall clock"],
-        [[r["agent"], r["depth"], " ".join(f"{v:.2f}" for v in r["success_per_seed"]),
-          f"{r['success_mean']:.2f} +- {r['success_se']:.2f}", f"{r['time_at_goal_mean']:.1f} +- {r['time_at_goal_se']:.1f}",
-          "-" if r["wall_clock_s"] is None else f"{r['wall_clock_s']:.0f} s"] for r in rows],
+        [
+            [
+                r["agent"],
+                r["depth"],
+                " ".join(f"{v:.2f}" for v in r["success_per_seed"]),
+                f"{r['success_mean']:.2f} +- {r['success_se']:.2f}",
+                f"{r['time_at_goal_mean']:.1f} +- {r['time_at_goal_se']:.1f}",
+                "-" if r["wall_clock_s"] is None else f"{r['wall_clock_s']:.0f} s",
+            ]
+            for r in rows
+        ],
     )
     out = output_path("compare_agents", args)
-    settings = {"env": args.env, "depths": args.depths, "num_seeds": args.num_seeds,
-                "total_env_steps": args.total_env_steps, "num_evals": args.num_evals, "quick": args.quick, "curves": curves}
+    settings = {
+        "env": args.env,
+        "depths": args.depths,
+        "num_seeds": args.num_seeds,
+        "total_env_steps": args.total_env_steps,
+        "num_evals": args.num_evals,
+        "quick": args.quick,
+        "curves": curves,
+    }
     write_results(out, "compare_agents", settings, rows, started)
     _plot(curves, args.plot or out.with_suffix(".png"), args)
 
@@ -140,7 +206,7 @@ def _plot(curves: dict, path: Path, args) -> None:
             x = [r["env_steps"] / 1e6 for r in rows]
             y = [r["success"] for r in rows]
             se = [r["success_se"] for r in rows]
-            line, = ax.plot(x, y, marker="o", markersize=3, label=name)
+            (line,) = ax.plot(x, y, marker="o", markersize=3, label=name)
             ax.fill_between(x, [a - b for a, b in zip(y, se)], [a + b for a, b in zip(y, se)], alpha=0.2, color=line.get_color())
         ax.set_title(f"{args.env}, depth {depth}")
         ax.set_xlabel("env steps (M)")

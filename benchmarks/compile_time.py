@@ -58,8 +58,18 @@ def layouts_for(depth: int, max_unrolled_depth: int) -> list[tuple[str, int]]:
 
 def base_config(args) -> Config:
     if args.quick:
-        return Config(width=32, batch_size=32, num_envs=32, unroll_length=5, updates_per_epoch=2,
-                      buffer_size=100, prefill_steps=10, progress=False, tensorboard=False, remat=args.remat)
+        return Config(
+            width=32,
+            batch_size=32,
+            num_envs=32,
+            unroll_length=5,
+            updates_per_epoch=2,
+            buffer_size=100,
+            prefill_steps=10,
+            progress=False,
+            tensorboard=False,
+            remat=args.remat,
+        )
     return Config(width=args.width, batch_size=args.batch_size, progress=False, tensorboard=False, remat=args.remat)
 
 
@@ -93,10 +103,16 @@ def warm_up(config: Config, lower_epoch: bool) -> None:
 
 def main() -> None:
     parser = make_parser(NAME, __doc__.splitlines()[0])
-    parser.add_argument("--depths", type=int, nargs="+", default=None, help="critic depths to measure (default 4 16 64 256 1024; --quick: 4 256)")
-    parser.add_argument("--max-actor-depth", type=int, default=512, help="actor depth = min(critic depth, this) (default 512: the paper's 1024/512 pair)")
+    parser.add_argument(
+        "--depths", type=int, nargs="+", default=None, help="critic depths to measure (default 4 16 64 256 1024; --quick: 4 256)"
+    )
+    parser.add_argument(
+        "--max-actor-depth", type=int, default=512, help="actor depth = min(critic depth, this) (default 512: the paper's 1024/512 pair)"
+    )
     parser.add_argument("--remat", action="store_true", help="compile with Config(remat=True)")
-    parser.add_argument("--max-unrolled-depth", type=int, default=None, help="largest depth compiled fully unrolled (default 64; --quick: 4)")
+    parser.add_argument(
+        "--max-unrolled-depth", type=int, default=None, help="largest depth compiled fully unrolled (default 64; --quick: 4)"
+    )
     parser.add_argument("--width", type=int, default=256)
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--repeats", type=int, default=None, help="compiles per program, median reported (default 3; --quick: 1)")
@@ -124,8 +140,13 @@ def main() -> None:
             key = (depth, resolved, net_mod.resolve_unroll(unroll, actor_depth))
             plan.append((depth, layout, unroll, actor_depth, key))
             if key not in programs:
-                programs[key] = {"layout": layout, "config": depth_config(base, depth, unroll, args.max_actor_depth),
-                                 "lowers": [], "compiles": [], "totals": []}
+                programs[key] = {
+                    "layout": layout,
+                    "config": depth_config(base, depth, unroll, args.max_actor_depth),
+                    "lowers": [],
+                    "compiles": [],
+                    "totals": [],
+                }
     for rep in range(repeats):
         for key, p in programs.items():
             lower_s, compile_s, hlo_lines = time_compile(p["config"])
@@ -133,8 +154,11 @@ def main() -> None:
             p["compiles"].append(compile_s)
             p["totals"].append(lower_s + compile_s)
             p["hlo_lines"] = hlo_lines
-            print(f"  [{rep + 1}/{repeats}] depth {key[0]:5d} {p['layout']:8s} (blocks/iteration {key[1]:3d}): "
-                  f"lower {lower_s:.2f} s, compile {compile_s:.2f} s", flush=True)
+            print(
+                f"  [{rep + 1}/{repeats}] depth {key[0]:5d} {p['layout']:8s} (blocks/iteration {key[1]:3d}): "
+                f"lower {lower_s:.2f} s, compile {compile_s:.2f} s",
+                flush=True,
+            )
 
     rows: list[dict] = []
     first_layout: dict[tuple[int, int, int], str] = {}
@@ -143,21 +167,23 @@ def main() -> None:
         shared_with = first_layout.setdefault(key, layout)
         shared_with = None if shared_with == layout else shared_with
         resolved = key[1]
-        rows.append({
-            "depth": depth,
-            "critic_depth": depth,
-            "actor_depth": actor_depth,
-            "layout": layout,
-            "config_unroll": unroll,
-            "blocks_per_iteration": resolved,
-            "scan_iterations": (depth // 4) // resolved + (1 if (depth // 4) % resolved else 0),
-            "lower_s": statistics.median(p["lowers"]),
-            "compile_s": statistics.median(p["compiles"]),
-            "total_s": statistics.median(p["totals"]),
-            "total_timing": summarize(p["totals"]),
-            "hlo_lines": p["hlo_lines"],
-            "same_program_as": shared_with,
-        })
+        rows.append(
+            {
+                "depth": depth,
+                "critic_depth": depth,
+                "actor_depth": actor_depth,
+                "layout": layout,
+                "config_unroll": unroll,
+                "blocks_per_iteration": resolved,
+                "scan_iterations": (depth // 4) // resolved + (1 if (depth // 4) % resolved else 0),
+                "lower_s": statistics.median(p["lowers"]),
+                "compile_s": statistics.median(p["compiles"]),
+                "total_s": statistics.median(p["totals"]),
+                "total_timing": summarize(p["totals"]),
+                "hlo_lines": p["hlo_lines"],
+                "same_program_as": shared_with,
+            }
+        )
 
     d0 = depths[0]
     base_total = {r["layout"]: r["total_s"] for r in rows if r["depth"] == d0}
@@ -169,11 +195,37 @@ def main() -> None:
 
     print_table(
         f"Compile time of Trainer.epoch (width {base.width}, batch {base.batch_size}{', remat' if args.remat else ''}; median of {repeats})",
-        ["critic depth", "actor depth", "layout", "blocks/iter", "HLO lines", "lower s", "compile s", "total s",
-         f"x depth {d0}", "min total s", f"min x depth {d0}", "same program as"],
-        [[r["depth"], r["actor_depth"], r["layout"], r["blocks_per_iteration"], r["hlo_lines"], r["lower_s"], r["compile_s"],
-          r["total_s"], r["ratio_to_first_depth"], r["min_total_s"], r["min_ratio_to_first_depth"], r["same_program_as"]]
-         for r in rows],
+        [
+            "critic depth",
+            "actor depth",
+            "layout",
+            "blocks/iter",
+            "HLO lines",
+            "lower s",
+            "compile s",
+            "total s",
+            f"x depth {d0}",
+            "min total s",
+            f"min x depth {d0}",
+            "same program as",
+        ],
+        [
+            [
+                r["depth"],
+                r["actor_depth"],
+                r["layout"],
+                r["blocks_per_iteration"],
+                r["hlo_lines"],
+                r["lower_s"],
+                r["compile_s"],
+                r["total_s"],
+                r["ratio_to_first_depth"],
+                r["min_total_s"],
+                r["min_ratio_to_first_depth"],
+                r["same_program_as"],
+            ]
+            for r in rows
+        ],
     )
 
     target = None
@@ -187,9 +239,11 @@ def main() -> None:
                 target[f"auto_ratio_{deep}_to_4"] = ratio
                 target[f"auto_min_ratio_{deep}_to_4"] = ratio_min
                 target[f"met_{deep}"] = ratio <= TARGET_RATIO
-                print(f"target (auto layout, depth {deep} <= {TARGET_RATIO:g}x depth 4): median ratio {ratio:.2f} -> "
-                      f"{'MET' if ratio <= TARGET_RATIO else 'NOT MET'}; fastest-of-{repeats} ratio {ratio_min:.2f} "
-                      f"(less sensitive to other processes on a shared machine)")
+                print(
+                    f"target (auto layout, depth {deep} <= {TARGET_RATIO:g}x depth 4): median ratio {ratio:.2f} -> "
+                    f"{'MET' if ratio <= TARGET_RATIO else 'NOT MET'}; fastest-of-{repeats} ratio {ratio_min:.2f} "
+                    f"(less sensitive to other processes on a shared machine)"
+                )
         target["met"] = all(v for k, v in target.items() if k.startswith("met_")) if len(target) > 1 else None
 
     settings = {

@@ -78,12 +78,17 @@ SIZES = {
 
 def workloads(quick: bool, sgd_updates: int) -> dict[str, dict]:
     if quick:
-        return {"epoch": dict(unroll_length=5, updates_per_epoch=4),
-                "sgd": dict(unroll_length=1, updates_per_epoch=20),
-                "collect": dict(unroll_length=50, updates_per_epoch=1)}
-    return {"epoch": dict(unroll_length=25, updates_per_epoch=40),
-            "sgd": dict(unroll_length=1, updates_per_epoch=sgd_updates),
-            "collect": dict(unroll_length=200, updates_per_epoch=1)}
+        return {
+            "epoch": dict(unroll_length=5, updates_per_epoch=4),
+            "sgd": dict(unroll_length=1, updates_per_epoch=20),
+            "collect": dict(unroll_length=50, updates_per_epoch=1),
+        }
+    return {
+        "epoch": dict(unroll_length=25, updates_per_epoch=40),
+        "sgd": dict(unroll_length=1, updates_per_epoch=sgd_updates),
+        "collect": dict(unroll_length=200, updates_per_epoch=1),
+    }
+
 
 def collectives_ms_per_update(config: Config, k: int, repeats: int) -> dict:
     """Milliseconds per update of the 2-device update's collectives alone (all-gather + reduce-scatter of
@@ -117,16 +122,25 @@ def collectives_ms_per_update(config: Config, k: int, repeats: int) -> dict:
     params2 = jax.device_put(params2, jax.sharding.NamedSharding(mesh, P(ax)))
     timing = time_call(lambda: fn(reps, params2), repeats=repeats, warmup=1)
     assert reps.shape[0] // 2 == local
-    return {"updates_per_call": k, "ms_per_update": 1000.0 * timing["median_s"] / k, "gathered_rows": config.batch_size,
-            "repr_dim": config.repr_dim, "psum_parameters": n_params, "timing": timing, "load_average_1_5_15": load_average()}
+    return {
+        "updates_per_call": k,
+        "ms_per_update": 1000.0 * timing["median_s"] / k,
+        "gathered_rows": config.batch_size,
+        "repr_dim": config.repr_dim,
+        "psum_parameters": n_params,
+        "timing": timing,
+        "load_average_1_5_15": load_average(),
+    }
 
 
 def main() -> None:
     parser = make_parser(NAME, __doc__.splitlines()[0])
-    parser.add_argument("--sizes", nargs="+", choices=sorted(SIZES), default=None,
-                        help="network sizes (default: d8w64 d16w256; --quick: tiny)")
-    parser.add_argument("--workloads", nargs="+", choices=["epoch", "sgd", "collect"], default=None,
-                        help="default: all three (--quick: epoch)")
+    parser.add_argument(
+        "--sizes", nargs="+", choices=sorted(SIZES), default=None, help="network sizes (default: d8w64 d16w256; --quick: tiny)"
+    )
+    parser.add_argument(
+        "--workloads", nargs="+", choices=["epoch", "sgd", "collect"], default=None, help="default: all three (--quick: epoch)"
+    )
     parser.add_argument("--sgd-updates", type=int, default=100, help="updates per epoch of the sgd workload (default %(default)s)")
     parser.add_argument("--repeats", type=int, default=None, help="timed rounds (default 5; --quick: 3)")
     parser.add_argument("--warmup", type=int, default=2, help="untimed epochs per program before timing (default %(default)s)")
@@ -166,21 +180,30 @@ def main() -> None:
                 timing = summarize(p.times)
                 timing["load_average_1_5_15"] = p.loads
                 c = p.config
-                rows.append({
-                    "size": size, "workload": work, "num_devices": d,
-                    "depth": c.depth, "width": c.width, "num_envs": c.num_envs, "unroll_length": c.unroll_length,
-                    "updates_per_epoch": c.updates_per_epoch, "batch_size": c.batch_size,
-                    "per_device_envs": c.num_envs // d, "per_device_batch": c.batch_size // d,
-                    "seconds_per_epoch": t,
-                    "updates_per_s": c.updates_per_epoch / t,
-                    "env_steps_per_s": c.env_steps_per_epoch / t,
-                    "efficiency": t1 / t,
-                    "efficiency_median_per_round": statistics.median(per_round),
-                    "efficiency_per_round": per_round,
-                    "compile_s": p.epoch_compile_s,
-                    "load_median_1min": statistics.median(load[0] for load in p.loads if load),
-                    "timing": timing,
-                })
+                rows.append(
+                    {
+                        "size": size,
+                        "workload": work,
+                        "num_devices": d,
+                        "depth": c.depth,
+                        "width": c.width,
+                        "num_envs": c.num_envs,
+                        "unroll_length": c.unroll_length,
+                        "updates_per_epoch": c.updates_per_epoch,
+                        "batch_size": c.batch_size,
+                        "per_device_envs": c.num_envs // d,
+                        "per_device_batch": c.batch_size // d,
+                        "seconds_per_epoch": t,
+                        "updates_per_s": c.updates_per_epoch / t,
+                        "env_steps_per_s": c.env_steps_per_epoch / t,
+                        "efficiency": t1 / t,
+                        "efficiency_median_per_round": statistics.median(per_round),
+                        "efficiency_per_round": per_round,
+                        "compile_s": p.epoch_compile_s,
+                        "load_median_1min": statistics.median(load[0] for load in p.loads if load),
+                        "timing": timing,
+                    }
+                )
                 print(f"  {size} {work} D={d}: {t:.3f} s/epoch, efficiency {t1 / t:.2f}", flush=True)
             del progs
         if not args.no_collectives:
@@ -196,28 +219,70 @@ def main() -> None:
 
     print_table(
         f"1 vs 2 simulated CPU devices, same num_envs and global batch (median of {repeats} interleaved epochs)",
-        ["size", "workload", "D", "envs x steps", "updates x batch", "per device envs/batch", "s/epoch",
-         "updates/s", "env steps/s", "efficiency", "eff. (per round)", "compile s", "load (1 min)"],
-        [[r["size"], r["workload"], r["num_devices"], f"{r['num_envs']}x{r['unroll_length']}",
-          f"{r['updates_per_epoch']}x{r['batch_size']}", f"{r['per_device_envs']}/{r['per_device_batch']}",
-          r["seconds_per_epoch"], r["updates_per_s"], r["env_steps_per_s"], r["efficiency"],
-          r["efficiency_median_per_round"], r["compile_s"], r["load_median_1min"]] for r in rows],
+        [
+            "size",
+            "workload",
+            "D",
+            "envs x steps",
+            "updates x batch",
+            "per device envs/batch",
+            "s/epoch",
+            "updates/s",
+            "env steps/s",
+            "efficiency",
+            "eff. (per round)",
+            "compile s",
+            "load (1 min)",
+        ],
+        [
+            [
+                r["size"],
+                r["workload"],
+                r["num_devices"],
+                f"{r['num_envs']}x{r['unroll_length']}",
+                f"{r['updates_per_epoch']}x{r['batch_size']}",
+                f"{r['per_device_envs']}/{r['per_device_batch']}",
+                r["seconds_per_epoch"],
+                r["updates_per_s"],
+                r["env_steps_per_s"],
+                r["efficiency"],
+                r["efficiency_median_per_round"],
+                r["compile_s"],
+                r["load_median_1min"],
+            ]
+            for r in rows
+        ],
     )
     if collectives:
         print_table(
             "Collectives alone (all-gather + reduce-scatter of batch x repr_dim, psum of the parameters), per update",
             ["size", "gathered rows x repr", "params summed", "ms/update", "2-device sgd ms/update", "share"],
-            [[s, f"{c['gathered_rows']}x{c['repr_dim']}", c["psum_parameters"], c["ms_per_update"],
-              c.get("sgd_2_device_ms_per_update"), c.get("share_of_2_device_update")] for s, c in collectives.items()],
+            [
+                [
+                    s,
+                    f"{c['gathered_rows']}x{c['repr_dim']}",
+                    c["psum_parameters"],
+                    c["ms_per_update"],
+                    c.get("sgd_2_device_ms_per_update"),
+                    c.get("share_of_2_device_update"),
+                ]
+                for s, c in collectives.items()
+            ],
         )
-    print(f"efficiency = s/epoch on 1 device / s/epoch on 2 devices (1.0: no overhead, < 1: overhead, > 1: speedup). "
-          f"Both devices are simulated on the same {os.cpu_count()} CPU cores, which a 1-device program already uses for its "
-          f"matmuls: a speedup here can only come from work that one device runs on a single thread (environment "
-          f"stepping, small fusions); it says nothing about scaling over real accelerators.")
+    print(
+        f"efficiency = s/epoch on 1 device / s/epoch on 2 devices (1.0: no overhead, < 1: overhead, > 1: speedup). "
+        f"Both devices are simulated on the same {os.cpu_count()} CPU cores, which a 1-device program already uses for its "
+        f"matmuls: a speedup here can only come from work that one device runs on a single thread (environment "
+        f"stepping, small fusions); it says nothing about scaling over real accelerators."
+    )
 
     settings = {
-        "quick": quick, "sizes": {s: SIZES[s] for s in sizes}, "workloads": {w: all_work[w] for w in names},
-        "repeats": repeats, "warmup_epochs": args.warmup, "device_count": jax.device_count(),
+        "quick": quick,
+        "sizes": {s: SIZES[s] for s in sizes},
+        "workloads": {w: all_work[w] for w in names},
+        "repeats": repeats,
+        "warmup_epochs": args.warmup,
+        "device_count": jax.device_count(),
         "config": base.to_dict(),
     }
     write_results(output_path(NAME, args), NAME, settings, rows, started, extra={"collectives": collectives})

@@ -79,7 +79,9 @@ def main() -> None:
     parser = make_parser(NAME, __doc__.splitlines()[0])
     parser.add_argument("--num-envs", type=int, nargs="+", default=None, help="environment counts (default 256 4096; --quick: 256)")
     parser.add_argument("--steps", type=int, default=None, help="steps per environment per timed call (default 200; --quick: 20)")
-    parser.add_argument("--envs", nargs="+", default=["point"], help="tasks, or groups point / mujoco / all (default: point, every point maze)")
+    parser.add_argument(
+        "--envs", nargs="+", default=["point"], help="tasks, or groups point / mujoco / all (default: point, every point maze)"
+    )
     parser.add_argument("--repeats", type=int, default=None, help="timed calls, median reported (default 7; --quick: 3)")
     args = parser.parse_args()
     started = time.time()
@@ -112,27 +114,31 @@ def main() -> None:
 
             timing = time_call(call, repeats=repeats, warmup=1)
             sps = n * steps / timing["median_s"]
-            rows.append({
-                "env": env.name,
-                "layout": None if layout is None else layout.name,
-                "maze_size": "-" if layout is None else f"{layout.height}x{layout.width}",
-                "device": jax.devices()[0].device_kind,
-                "num_envs": n,
-                "steps_per_call": steps,
-                "env_steps_per_s": sps,
-                "ns_per_env_step": 1e9 / sps,
-                "resets_per_call": float(counts["resets"]),
-                "success_fraction": float(counts["successes"]) / (n * steps),
-                "compile_s": compile_s,
-                "timing": timing,
-            })
+            rows.append(
+                {
+                    "env": env.name,
+                    "layout": None if layout is None else layout.name,
+                    "maze_size": "-" if layout is None else f"{layout.height}x{layout.width}",
+                    "device": jax.devices()[0].device_kind,
+                    "num_envs": n,
+                    "steps_per_call": steps,
+                    "env_steps_per_s": sps,
+                    "ns_per_env_step": 1e9 / sps,
+                    "resets_per_call": float(counts["resets"]),
+                    "success_fraction": float(counts["successes"]) / (n * steps),
+                    "compile_s": compile_s,
+                    "timing": timing,
+                }
+            )
             print(f"  {env.name:22s} N={n:5d}: {sps:12,.0f} steps/s  (compile {compile_s:.1f} s)", flush=True)
 
     print_table(
         f"Environment steps per second on {jax.devices()[0].device_kind} (random actions, step_autoreset, {steps} steps per call; median of {repeats})",
         ["env", "maze", "envs", "steps/s", "ns/step", "resets/call", "compile s"],
-        [[r["env"], r["maze_size"], r["num_envs"], r["env_steps_per_s"], r["ns_per_env_step"],
-          r["resets_per_call"], r["compile_s"]] for r in rows],
+        [
+            [r["env"], r["maze_size"], r["num_envs"], r["env_steps_per_s"], r["ns_per_env_step"], r["resets_per_call"], r["compile_s"]]
+            for r in rows
+        ],
     )
     settings = {
         "quick": args.quick,

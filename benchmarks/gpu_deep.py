@@ -53,24 +53,38 @@ def run_one(spec: dict) -> dict:
 
     t_start = time.perf_counter()
     cd, ad, w, b = spec["critic_depth"], spec["actor_depth"], spec["width"], spec["batch_size"]
-    cfg = CRLConfig(**HUMANOID, critic_depth=cd, actor_depth=ad, critic_width=w, actor_width=w,
-                    critic_unroll=resolve_unroll(0, cd), actor_unroll=resolve_unroll(0, ad), remat=spec["remat"])
+    cfg = CRLConfig(
+        **HUMANOID,
+        critic_depth=cd,
+        actor_depth=ad,
+        critic_width=w,
+        actor_width=w,
+        critic_unroll=resolve_unroll(0, cd),
+        actor_unroll=resolve_unroll(0, ad),
+        remat=spec["remat"],
+    )
     agent = CRL(cfg)
     key = jax.random.PRNGKey(0)
     state = jax.jit(agent.init)(key)
     batch_key = jax.random.PRNGKey(1)
     k1, k2, k3 = jax.random.split(batch_key, 3)
     batch = replay.Batch(
-        obs=jax.random.normal(k1, (b, cfg.state_size)), action=jnp.tanh(jax.random.normal(k2, (b, cfg.action_size))),
-        goal=jax.random.normal(k3, (b, cfg.goal_size)), offset=jnp.ones((b,), jnp.int32),
+        obs=jax.random.normal(k1, (b, cfg.state_size)),
+        action=jnp.tanh(jax.random.normal(k2, (b, cfg.action_size))),
+        goal=jax.random.normal(k3, (b, cfg.goal_size)),
+        offset=jnp.ones((b,), jnp.int32),
     )
     update = jax.jit(agent.update, donate_argnums=0)
     t0 = time.perf_counter()
     compiled = update.lower(state, batch, key).compile()
     compile_s = time.perf_counter() - t0
     ma = compiled.memory_analysis()
-    xla = {"temp": int(ma.temp_size_in_bytes), "argument": int(ma.argument_size_in_bytes),
-           "output": int(ma.output_size_in_bytes), "alias": int(ma.alias_size_in_bytes)}
+    xla = {
+        "temp": int(ma.temp_size_in_bytes),
+        "argument": int(ma.argument_size_in_bytes),
+        "output": int(ma.output_size_in_bytes),
+        "alias": int(ma.alias_size_in_bytes),
+    }
 
     keys = iter(jax.random.split(jax.random.PRNGKey(2), 2 + spec["repeats"]))
     for _ in range(2):  # warm-up
@@ -146,9 +160,13 @@ def main() -> None:
     parser.add_argument("--width", type=int, default=None, help="default 256; --quick: 32")
     parser.add_argument("--batch-size", type=int, default=None, help="default 512; --quick: 32")
     parser.add_argument("--repeats", type=int, default=None, help="timed updates per configuration at most (default 20; --quick: 3)")
-    parser.add_argument("--time-per-config", type=float, default=None, help="seconds of timed updates per configuration at most (default 20)")
+    parser.add_argument(
+        "--time-per-config", type=float, default=None, help="seconds of timed updates per configuration at most (default 20)"
+    )
     parser.add_argument("--config-timeout", type=float, default=None, help="a child running longer is killed (default 150 s; --quick: 120)")
-    parser.add_argument("--budget", type=float, default=None, help="no configuration starts after this many seconds (default 450; --quick: 300)")
+    parser.add_argument(
+        "--budget", type=float, default=None, help="no configuration starts after this many seconds (default 450; --quick: 300)"
+    )
     args = parser.parse_args()
 
     if args.child is not None:
@@ -157,8 +175,10 @@ def main() -> None:
 
     started = time.time()
     _common._LOAD_AT_START = load_average()
-    print(f"{NAME}: one subprocess per configuration; load {_common._LOAD_AT_START}"
-          f"{'  [--quick: smoke-test sizes]' if args.quick else ''}", flush=True)
+    print(
+        f"{NAME}: one subprocess per configuration; load {_common._LOAD_AT_START}{'  [--quick: smoke-test sizes]' if args.quick else ''}",
+        flush=True,
+    )
     q = args.quick
     depths = args.depths or ([4, 64] if q else [4, 64, 256, 1024])
     width = args.width or (32 if q else 256)
@@ -172,8 +192,15 @@ def main() -> None:
     t_begin = time.perf_counter()
     for depth in depths:
         for remat in (False, True):
-            spec = {"critic_depth": depth, "actor_depth": args.actor_depth, "width": width, "batch_size": batch,
-                    "remat": remat, "repeats": repeats, "time_per_config": time_per_config}
+            spec = {
+                "critic_depth": depth,
+                "actor_depth": args.actor_depth,
+                "width": width,
+                "batch_size": batch,
+                "remat": remat,
+                "repeats": repeats,
+                "time_per_config": time_per_config,
+            }
             elapsed = time.perf_counter() - t_begin
             if elapsed > budget:
                 rows.append({**spec, "status": f"skipped: budget of {budget:g} s used ({elapsed:.0f} s)"})
@@ -182,11 +209,12 @@ def main() -> None:
             timeout = min(config_timeout, max(30.0, budget + 60.0 - elapsed))
             t = time.perf_counter()
             try:
-                proc = subprocess.run([sys.executable, __file__, "--child", json.dumps(spec)], capture_output=True,
-                                      text=True, timeout=timeout)
+                proc = subprocess.run(
+                    [sys.executable, __file__, "--child", json.dumps(spec)], capture_output=True, text=True, timeout=timeout
+                )
                 lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
                 if proc.returncode == 0 and lines:
-                    row = json.loads(lines[-1][len("RESULT "):])
+                    row = json.loads(lines[-1][len("RESULT ") :])
                 else:
                     tail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
                     row = {**spec, "status": f"failed (exit {proc.returncode}): {' | '.join(tail)[-400:]}"}
@@ -195,9 +223,12 @@ def main() -> None:
             row["wall_s"] = time.perf_counter() - t
             rows.append(row)
             if row["status"] == "ok":
-                print(f"  depth {depth:5d} remat {'on ' if remat else 'off'}: {row['ms_per_update']:.2f} ms/update, "
-                      f"peak {row['peak_bytes'] / 1e9:.3f} GB (estimate {row['est_peak_bytes'] / 1e9:.3f}), "
-                      f"compile {row['compile_s']:.1f} s, wall {row['wall_s']:.0f} s", flush=True)
+                print(
+                    f"  depth {depth:5d} remat {'on ' if remat else 'off'}: {row['ms_per_update']:.2f} ms/update, "
+                    f"peak {row['peak_bytes'] / 1e9:.3f} GB (estimate {row['est_peak_bytes'] / 1e9:.3f}), "
+                    f"compile {row['compile_s']:.1f} s, wall {row['wall_s']:.0f} s",
+                    flush=True,
+                )
             else:
                 print(f"  depth {depth:5d} remat {'on ' if remat else 'off'}: {row['status']}", flush=True)
 
@@ -206,9 +237,20 @@ def main() -> None:
         f"CRL update, humanoid-sized inputs, actor depth {args.actor_depth}, width {width}, batch {batch}"
         f"{' (' + ok[0]['device'] + ')' if ok else ''}",
         ["critic depth", "remat", "ms/update", "updates/s", "peak GB", "est peak GB", "est/peak", "compile s", "status"],
-        [[r["critic_depth"], "on" if r["remat"] else "off", r.get("ms_per_update"), r.get("updates_per_s"),
-          r["peak_bytes"] / 1e9 if "peak_bytes" in r else None, r["est_peak_bytes"] / 1e9 if "est_peak_bytes" in r else None,
-          r.get("est_peak_ratio"), r.get("compile_s"), r["status"][:40]] for r in rows],
+        [
+            [
+                r["critic_depth"],
+                "on" if r["remat"] else "off",
+                r.get("ms_per_update"),
+                r.get("updates_per_s"),
+                r["peak_bytes"] / 1e9 if "peak_bytes" in r else None,
+                r["est_peak_bytes"] / 1e9 if "est_peak_bytes" in r else None,
+                r.get("est_peak_ratio"),
+                r.get("compile_s"),
+                r["status"][:40],
+            ]
+            for r in rows
+        ],
     )
     out = args.out
     if out is None and os.environ.get("OUT"):
@@ -217,9 +259,20 @@ def main() -> None:
         from _common import output_path
 
         out = output_path(NAME, args)
-    settings = {"quick": q, "depths": depths, "actor_depth": args.actor_depth, "width": width, "batch_size": batch,
-                **HUMANOID, "repeats": repeats, "time_per_config": time_per_config, "config_timeout": config_timeout,
-                "budget": budget, "layout": "networks.resolve_unroll(0, depth)", "donated_state": True}
+    settings = {
+        "quick": q,
+        "depths": depths,
+        "actor_depth": args.actor_depth,
+        "width": width,
+        "batch_size": batch,
+        **HUMANOID,
+        "repeats": repeats,
+        "time_per_config": time_per_config,
+        "config_timeout": config_timeout,
+        "budget": budget,
+        "layout": "networks.resolve_unroll(0, depth)",
+        "donated_state": True,
+    }
     write_results(out, NAME, settings, rows, started)
 
 

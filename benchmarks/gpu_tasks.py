@@ -40,9 +40,24 @@ def start_run(name: str, task: str, depth: int, run_dir: Path, out: Path, quick:
     else:
         epochs = 400  # more than fit: the run is stopped by time; evaluations every 5 epochs
         flags = ["--preset", "paper", "--total-env-steps", str(EPOCH_STEPS * epochs), "--num-evals", str(epochs // 5)]
-    cmd = [sys.executable, "-m", "deepcrl.cli", "train", *flags, "--env", task, "--depth", str(depth),
-           "--no-progress", "--no-tensorboard", "--no-save-buffer", "--checkpoint-every", "0",
-           "--run-dir", str(run_dir)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "deepcrl.cli",
+        "train",
+        *flags,
+        "--env",
+        task,
+        "--depth",
+        str(depth),
+        "--no-progress",
+        "--no-tensorboard",
+        "--no-save-buffer",
+        "--checkpoint-every",
+        "0",
+        "--run-dir",
+        str(run_dir),
+    ]
     env = dict(os.environ, PYTHONUNBUFFERED="1", XLA_PYTHON_CLIENT_MEM_FRACTION="0.45")
     log = out / f"train_{name}.log"
     proc = subprocess.Popen(cmd, stdout=log.open("w"), stderr=subprocess.STDOUT, env=env, cwd=ROOT)
@@ -65,8 +80,21 @@ def main() -> None:
     p.add_argument("--depths", type=int, nargs="+", default=[4, 16])
     p.add_argument("--train-seconds", type=float, default=330.0, help="wall clock each training run gets before SIGTERM")
     p.add_argument("--throughput-seconds", type=float, default=130.0)
-    p.add_argument("--envs", nargs="+", default=["ant", "ant_u4_maze", "ant_big_maze", "humanoid", "humanoid_u_maze",
-                                                 "arm_push_easy", "arm_binpick_hard", "reacher", "pusher"])
+    p.add_argument(
+        "--envs",
+        nargs="+",
+        default=[
+            "ant",
+            "ant_u4_maze",
+            "ant_big_maze",
+            "humanoid",
+            "humanoid_u_maze",
+            "arm_push_easy",
+            "arm_binpick_hard",
+            "reacher",
+            "pusher",
+        ],
+    )
     p.add_argument("--num-envs", type=int, nargs="+", default=[512, 4096])
     p.add_argument("--no-train", action="store_true", help="skip the training runs (stage 1)")
     p.add_argument("--render", action="store_true", help="also check `deepcrl render` (GIF, MUJOCO_GL=egl) on a 1-epoch smoke run")
@@ -112,21 +140,34 @@ def main() -> None:
         if metrics.is_file():
             shutil.copy(metrics, out / f"metrics_{name}.csv")
         curve = read_curve(metrics)
-        summary[name] = {"returncode": proc.returncode, "evaluations": curve,
-                         "env_steps": curve[-1]["env_steps"] if curve else 0}
+        summary[name] = {"returncode": proc.returncode, "evaluations": curve, "env_steps": curve[-1]["env_steps"] if curve else 0}
         tail = log.read_text(errors="replace").splitlines()[-15:]
         print(f"\n== {name}: return code {proc.returncode}, {len(curve)} evaluations", flush=True)
         for row in curve:
-            print(f"  epoch {row['epoch']:5.0f}  steps {row['env_steps'] / 1e6:6.2f}M  t {row['time_s']:6.0f}s  "
-                  f"time at goal {row.get('eval/time_at_goal', float('nan')):7.1f}  success {row.get('eval/success', float('nan')):.2f}  "
-                  f"critic acc {row.get('critic/accuracy', float('nan')):.3f}", flush=True)
+            print(
+                f"  epoch {row['epoch']:5.0f}  steps {row['env_steps'] / 1e6:6.2f}M  t {row['time_s']:6.0f}s  "
+                f"time at goal {row.get('eval/time_at_goal', float('nan')):7.1f}  success {row.get('eval/success', float('nan')):.2f}  "
+                f"critic acc {row.get('critic/accuracy', float('nan')):.3f}",
+                flush=True,
+            )
         if proc.returncode not in (0, -signal.SIGTERM, 128 + signal.SIGTERM) or not curve:
             print("\n".join(tail), flush=True)
 
     # 2. throughput
-    cmd = [sys.executable, str(ROOT / "benchmarks" / "env_throughput.py"), "--envs", *args.envs,
-           "--num-envs", *map(str, args.num_envs), "--steps", "20" if args.quick else "100",
-           "--repeats", "1" if args.quick else "3", "--out", str(out / "env_throughput_gpu.json")]
+    cmd = [
+        sys.executable,
+        str(ROOT / "benchmarks" / "env_throughput.py"),
+        "--envs",
+        *args.envs,
+        "--num-envs",
+        *map(str, args.num_envs),
+        "--steps",
+        "20" if args.quick else "100",
+        "--repeats",
+        "1" if args.quick else "3",
+        "--out",
+        str(out / "env_throughput_gpu.json"),
+    ]
     print(f"\n$ {' '.join(cmd[1:])}", flush=True)
     try:
         r = subprocess.run(cmd, timeout=args.throughput_seconds, cwd=ROOT, env=dict(os.environ, PYTHONUNBUFFERED="1"))
@@ -138,17 +179,52 @@ def main() -> None:
     if args.render:
         run_dir = runs_root / "render_smoke"
         env = dict(os.environ, PYTHONUNBUFFERED="1", MUJOCO_GL=os.environ.get("MUJOCO_GL", "egl"))
-        train = [sys.executable, "-m", "deepcrl.cli", "train", "--preset", "smoke", "--env", "ant_u_maze",
-                 "--total-env-steps", "800", "--num-evals", "1", "--no-progress", "--no-tensorboard", "--run-dir", str(run_dir)]
-        render = [sys.executable, "-m", "deepcrl.cli", "render", str(run_dir), "--episodes", "1", "--max-steps", "60",
-                  "--format", "gif", "--out", str(out / "render_ant_u_maze")]
+        train = [
+            sys.executable,
+            "-m",
+            "deepcrl.cli",
+            "train",
+            "--preset",
+            "smoke",
+            "--env",
+            "ant_u_maze",
+            "--total-env-steps",
+            "800",
+            "--num-evals",
+            "1",
+            "--no-progress",
+            "--no-tensorboard",
+            "--run-dir",
+            str(run_dir),
+        ]
+        render = [
+            sys.executable,
+            "-m",
+            "deepcrl.cli",
+            "render",
+            str(run_dir),
+            "--episodes",
+            "1",
+            "--max-steps",
+            "60",
+            "--format",
+            "gif",
+            "--out",
+            str(out / "render_ant_u_maze"),
+        ]
         t0 = time.time()
         r1 = subprocess.run(train, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
         r2 = subprocess.run(render, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300) if r1.returncode == 0 else r1
         gif = out / "render_ant_u_maze.gif"
-        summary["render"] = {"returncode": r2.returncode, "seconds": time.time() - t0, "gif_bytes": gif.stat().st_size if gif.exists() else 0,
-                             "output": (r2.stdout + r2.stderr)[-1500:]}
-        print(f"\nrender: return code {r2.returncode}, gif {summary['render']['gif_bytes']} bytes\n{summary['render']['output']}", flush=True)
+        summary["render"] = {
+            "returncode": r2.returncode,
+            "seconds": time.time() - t0,
+            "gif_bytes": gif.stat().st_size if gif.exists() else 0,
+            "output": (r2.stdout + r2.stderr)[-1500:],
+        }
+        print(
+            f"\nrender: return code {r2.returncode}, gif {summary['render']['gif_bytes']} bytes\n{summary['render']['output']}", flush=True
+        )
     summary["seconds"] = time.time() - started
     (out / "gpu_tasks.json").write_text(json.dumps(summary, indent=1))
     print(f"\nwrote {out / 'gpu_tasks.json'} after {summary['seconds']:.0f} s", flush=True)

@@ -105,8 +105,10 @@ def critic_scores(env, agent, params) -> dict[str, float]:
     out = {}
     for rule, kwargs in (("policy", dict(action="policy")), ("best16", dict(action="best", samples=16))):
         critic = critic_fn(agent, params, env.state_size, **kwargs)
-        per_goal = [topology_scores(value_grid(critic, env.layout, (np.array(cell[::-1], np.float64) + 0.5) * env.cell_size,
-                                               env.cell_size)) for cell in env.layout.eval_goal_cells]
+        per_goal = [
+            topology_scores(value_grid(critic, env.layout, (np.array(cell[::-1], np.float64) + 0.5) * env.cell_size, env.cell_size))
+            for cell in env.layout.eval_goal_cells
+        ]
         for k in per_goal[0]:
             out[f"{k}_{rule}"] = float(np.mean([s[k] for s in per_goal]))
     return out
@@ -118,8 +120,13 @@ def data_scores(env, config, buffer, key, geodesic, eval_distance) -> dict[str, 
     s_cell = np.clip(np.floor(batch.obs[:, 1::-1] / cs).astype(int), 0, [env.layout.height - 1, env.layout.width - 1])
     g_cell = np.clip(np.floor(batch.goal[:, ::-1] / cs).astype(int), 0, [env.layout.height - 1, env.layout.width - 1])
     d = geodesic[s_cell[:, 0], s_cell[:, 1], g_cell[:, 0], g_cell[:, 1]].astype(np.float64)
-    return {"pair_path_mean": float(d.mean()), "pair_path_p99": float(np.percentile(d, 99)), "pair_path_max": float(d.max()),
-            "pair_frac_eval_far": float(np.mean(d >= eval_distance)), "pair_offset_mean": float(batch.offset.mean())}
+    return {
+        "pair_path_mean": float(d.mean()),
+        "pair_path_p99": float(np.percentile(d, 99)),
+        "pair_path_max": float(d.max()),
+        "pair_frac_eval_far": float(np.mean(d >= eval_distance)),
+        "pair_offset_mean": float(batch.offset.mean()),
+    }
 
 
 def diagnose(run_dir: Path, quick: bool = False) -> list[dict]:
@@ -147,8 +154,14 @@ def diagnose(run_dir: Path, quick: bool = False) -> list[dict]:
         for i, seed in enumerate(seeds):
             pick = (lambda t: jax.tree_util.tree_map(lambda x: x[i], t)) if config.num_seeds > 1 else (lambda t: t)
             params = pick(params_all)
-            row = {"run": str(run_dir), "checkpoint": label, "env_steps": env_steps, "seed": seed,
-                   "depth": config.resolved_critic_depth, "eval_path_cells": eval_distance}
+            row = {
+                "run": str(run_dir),
+                "checkpoint": label,
+                "env_steps": env_steps,
+                "seed": seed,
+                "depth": config.resolved_critic_depth,
+                "eval_path_cells": eval_distance,
+            }
             row.update(evaluate_rules(env, agent, params, jax.random.PRNGKey(1000 + seed)))
             row.update(critic_scores(env, agent, params))
             row.update(success_by_path_distance(env, agent, params, jax.random.PRNGKey(2000 + seed), geodesic))
@@ -235,10 +248,29 @@ def main() -> None:
     header("long_horizons", args.quick)
     started = time.time()
     rows = [row for run_dir in args.run_dirs for row in diagnose(run_dir, args.quick)]
-    columns = ["run", "checkpoint", "seed", "success_mean", "success_sample", "success_best16", "train_success", "mastered_path_cells", "spearman_geodesic_policy",
-               "spearman_euclidean_policy", "spearman_geodesic_best16", "pair_path_p99", "pair_frac_eval_far"]
+    columns = [
+        "run",
+        "checkpoint",
+        "seed",
+        "success_mean",
+        "success_sample",
+        "success_best16",
+        "train_success",
+        "mastered_path_cells",
+        "spearman_geodesic_policy",
+        "spearman_euclidean_policy",
+        "spearman_geodesic_best16",
+        "pair_path_p99",
+        "pair_frac_eval_far",
+    ]
     print_table("long horizons: critic, actor and data", columns, [[r.get(c) for c in columns] for r in rows])
-    write_results(output_path("long_horizons", args), "long_horizons", {"run_dirs": [str(d) for d in args.run_dirs], "quick": args.quick}, rows, started)
+    write_results(
+        output_path("long_horizons", args),
+        "long_horizons",
+        {"run_dirs": [str(d) for d in args.run_dirs], "quick": args.quick},
+        rows,
+        started,
+    )
 
 
 if __name__ == "__main__":

@@ -52,8 +52,17 @@ MB = 1e6
 
 
 def make_config(args, depth: int, remat: bool) -> Config:
-    return Config(env=args.env, critic_depth=depth, actor_depth=args.actor_depth, depth=4, width=args.width,
-                  batch_size=args.batch_size, remat=remat, progress=False, tensorboard=False)
+    return Config(
+        env=args.env,
+        critic_depth=depth,
+        actor_depth=args.actor_depth,
+        depth=4,
+        width=args.width,
+        batch_size=args.batch_size,
+        remat=remat,
+        progress=False,
+        tensorboard=False,
+    )
 
 
 def measure_memory(config: Config) -> dict:
@@ -97,13 +106,26 @@ def per_device_child(depth: int, devices: int, width: int, batch_size: int) -> d
     from deepcrl.agents.crl import CRL, CRLConfig
 
     s, g, a = 4, 2, 2
-    cfg = CRLConfig(state_size=s, goal_size=g, action_size=a, critic_depth=depth, actor_depth=4, critic_width=width,
-                    actor_width=width, critic_unroll=net_mod.resolve_unroll(0, depth), actor_unroll=net_mod.resolve_unroll(0, 4))
+    cfg = CRLConfig(
+        state_size=s,
+        goal_size=g,
+        action_size=a,
+        critic_depth=depth,
+        actor_depth=4,
+        critic_width=width,
+        actor_width=width,
+        critic_unroll=net_mod.resolve_unroll(0, depth),
+        actor_unroll=net_mod.resolve_unroll(0, 4),
+    )
     agent = CRL(cfg, axis_name="data" if devices > 1 else None)
     state = jax.eval_shape(agent.init, jax.random.PRNGKey(0))
     f32 = jnp.float32
-    batch = replay.Batch(obs=jax.ShapeDtypeStruct((batch_size, s), f32), action=jax.ShapeDtypeStruct((batch_size, a), f32),
-                         goal=jax.ShapeDtypeStruct((batch_size, g), f32), offset=jax.ShapeDtypeStruct((batch_size,), jnp.int32))
+    batch = replay.Batch(
+        obs=jax.ShapeDtypeStruct((batch_size, s), f32),
+        action=jax.ShapeDtypeStruct((batch_size, a), f32),
+        goal=jax.ShapeDtypeStruct((batch_size, g), f32),
+        offset=jax.ShapeDtypeStruct((batch_size,), jnp.int32),
+    )
     key = jax.eval_shape(lambda: jax.random.PRNGKey(0))
     fn = agent.update
     if devices > 1:
@@ -112,11 +134,19 @@ def per_device_child(depth: int, devices: int, width: int, batch_size: int) -> d
     m = jax.jit(fn, donate_argnums=0).lower(state, batch, key).compile().memory_analysis()
     est_cfg = types.SimpleNamespace(**{f: getattr(cfg, f) for f in cfg.__dataclass_fields__}, batch_size=batch_size)
     est = estimate.estimate_memory(est_cfg, s, g, a, num_devices=devices)
-    return {"kind": "per_device", "critic_depth": depth, "actor_depth": 4, "devices": devices,
-            "rows_per_device": batch_size // devices, "xla_temp_bytes": int(m.temp_size_in_bytes),
-            "xla_argument_bytes": int(m.argument_size_in_bytes), "est_temp_bytes": est.update_temp_bytes,
-            "est_activation_bytes": est.activation_bytes, "est_logits_bytes": est.logits_bytes,
-            "temp_ratio_est_to_xla": est.update_temp_bytes / m.temp_size_in_bytes}
+    return {
+        "kind": "per_device",
+        "critic_depth": depth,
+        "actor_depth": 4,
+        "devices": devices,
+        "rows_per_device": batch_size // devices,
+        "xla_temp_bytes": int(m.temp_size_in_bytes),
+        "xla_argument_bytes": int(m.argument_size_in_bytes),
+        "est_temp_bytes": est.update_temp_bytes,
+        "est_activation_bytes": est.activation_bytes,
+        "est_logits_bytes": est.logits_bytes,
+        "temp_ratio_est_to_xla": est.update_temp_bytes / m.temp_size_in_bytes,
+    }
 
 
 def per_device_rows(depth: int, device_counts: list[int], width: int, batch_size: int) -> list[dict]:
@@ -131,14 +161,18 @@ def per_device_rows(depth: int, device_counts: list[int], width: int, batch_size
         proc = subprocess.run([sys.executable, __file__, "--per-device-child", spec], capture_output=True, text=True, env=env)
         lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
         if proc.returncode != 0 or not lines:
-            rows.append({"kind": "per_device", "critic_depth": depth, "devices": d,
-                         "status": f"failed: {proc.stderr.strip().splitlines()[-1:]}"})
+            rows.append(
+                {"kind": "per_device", "critic_depth": depth, "devices": d, "status": f"failed: {proc.stderr.strip().splitlines()[-1:]}"}
+            )
             print(f"  per device, D={d}: failed", flush=True)
             continue
-        row = json.loads(lines[-1][len("RESULT "):])
+        row = json.loads(lines[-1][len("RESULT ") :])
         rows.append(row)
-        print(f"  per device, depth {depth}, D={d} ({row['rows_per_device']} rows): XLA temp {row['xla_temp_bytes'] / MB:.1f} MB, "
-              f"estimate {row['est_temp_bytes'] / MB:.1f} MB (x{row['temp_ratio_est_to_xla']:.2f})", flush=True)
+        print(
+            f"  per device, depth {depth}, D={d} ({row['rows_per_device']} rows): XLA temp {row['xla_temp_bytes'] / MB:.1f} MB, "
+            f"estimate {row['est_temp_bytes'] / MB:.1f} MB (x{row['temp_ratio_est_to_xla']:.2f})",
+            flush=True,
+        )
     return rows
 
 
@@ -147,8 +181,10 @@ def timed_updates(config: Config):
     env, agent = build_mod.build_task_and_agent(config)
     b = config.batch_size
     batch = replay.Batch(
-        obs=jnp.zeros((b, env.state_size)), action=jnp.zeros((b, env.action_size)),
-        goal=jnp.zeros((b, env.goal_size)), offset=jnp.ones((b,), jnp.int32),
+        obs=jnp.zeros((b, env.state_size)),
+        action=jnp.zeros((b, env.action_size)),
+        goal=jnp.zeros((b, env.goal_size)),
+        offset=jnp.ones((b,), jnp.int32),
     )
     update = jax.jit(agent.update, donate_argnums=0)
     holder = {"state": agent.init(jax.random.PRNGKey(0)), "key": jax.random.PRNGKey(1)}
@@ -164,13 +200,21 @@ def timed_updates(config: Config):
 def main() -> None:
     parser = make_parser(NAME, __doc__.splitlines()[0])
     parser.add_argument("--depths", type=int, nargs="+", default=None, help="critic depths (default 4 16 64 256 1024; --quick: 4 64)")
-    parser.add_argument("--time-depths", type=int, nargs="*", default=None, help="critic depths timed with and without remat (default 16 64 256; --quick: 64)")
+    parser.add_argument(
+        "--time-depths",
+        type=int,
+        nargs="*",
+        default=None,
+        help="critic depths timed with and without remat (default 16 64 256; --quick: 64)",
+    )
     parser.add_argument("--actor-depth", type=int, default=4, help="actor depth (default 4: the memory is the critic's)")
     parser.add_argument("--width", type=int, default=None, help="both networks' width (default 256; --quick: 32)")
     parser.add_argument("--batch-size", type=int, default=None, help="default 256; --quick: 32")
     parser.add_argument("--env", default="point_open")
     parser.add_argument("--repeats", type=int, default=None, help="timed updates per setting (default 5; --quick: 2)")
-    parser.add_argument("--devices", type=int, nargs="*", default=None, help="simulated device counts for the per-device rows (default 1 2 4; --quick: 2)")
+    parser.add_argument(
+        "--devices", type=int, nargs="*", default=None, help="simulated device counts for the per-device rows (default 1 2 4; --quick: 2)"
+    )
     parser.add_argument("--per-device-child", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.per_device_child is not None:
@@ -195,9 +239,12 @@ def main() -> None:
             m = measure_memory(config)
             row = {"kind": "memory", "critic_depth": depth, "actor_depth": args.actor_depth, "remat": remat, **m}
             rows.append(row)
-            print(f"  depth {depth:5d} remat {'on ' if remat else 'off'}: XLA temp {m['xla_temp_bytes'] / MB:9.1f} MB, "
-                  f"estimate {m['est_temp_bytes'] / MB:9.1f} MB (x{m['temp_ratio_est_to_xla']:.2f}), "
-                  f"peak {m['xla_peak_bytes'] / MB:9.1f} MB (compile {m['compile_s']:.1f} s)", flush=True)
+            print(
+                f"  depth {depth:5d} remat {'on ' if remat else 'off'}: XLA temp {m['xla_temp_bytes'] / MB:9.1f} MB, "
+                f"estimate {m['est_temp_bytes'] / MB:9.1f} MB (x{m['temp_ratio_est_to_xla']:.2f}), "
+                f"peak {m['xla_peak_bytes'] / MB:9.1f} MB (compile {m['compile_s']:.1f} s)",
+                flush=True,
+            )
 
     device_counts = args.devices if args.devices is not None else ([2] if args.quick else [1, 2, 4])
     per_device = per_device_rows(64 if not args.quick else 8, device_counts, args.width, args.batch_size) if device_counts else []
@@ -217,41 +264,91 @@ def main() -> None:
         loads.append(load_average())
         for remat in (False, True):
             s = summarize(times[remat])
-            timing.append({"kind": "time", "critic_depth": depth, "actor_depth": args.actor_depth, "remat": remat,
-                           "updates_per_s": 1.0 / s["median_s"], "ms_per_update": 1000 * s["median_s"], "timing": s,
-                           "load_average_before_after": loads})
+            timing.append(
+                {
+                    "kind": "time",
+                    "critic_depth": depth,
+                    "actor_depth": args.actor_depth,
+                    "remat": remat,
+                    "updates_per_s": 1.0 / s["median_s"],
+                    "ms_per_update": 1000 * s["median_s"],
+                    "timing": s,
+                    "load_average_before_after": loads,
+                }
+            )
         slow = statistics.median(times[True]) / statistics.median(times[False])
         timing[-1]["remat_time_ratio"] = timing[-2]["remat_time_ratio"] = slow
-        print(f"  depth {depth:5d}: {1 / statistics.median(times[False]):.2f} updates/s without remat, "
-              f"{1 / statistics.median(times[True]):.2f} with (x{slow:.2f} time), load {loads}", flush=True)
+        print(
+            f"  depth {depth:5d}: {1 / statistics.median(times[False]):.2f} updates/s without remat, "
+            f"{1 / statistics.median(times[True]):.2f} with (x{slow:.2f} time), load {loads}",
+            flush=True,
+        )
 
     print_table(
         f"Memory of one CRL update (width {args.width}, batch {args.batch_size}, actor depth {args.actor_depth}; MB = 1e6 bytes)",
         ["critic depth", "remat", "blocks/iter", "keeps", "XLA temp MB", "est temp MB", "est/XLA", "XLA peak MB", "est peak MB", "est/XLA"],
-        [[r["critic_depth"], "on" if r["remat"] else "off", r["critic_blocks_per_iteration"], r["critic_keeps"], r["xla_temp_bytes"] / MB,
-          r["est_temp_bytes"] / MB, r["temp_ratio_est_to_xla"], r["xla_peak_bytes"] / MB, r["est_peak_bytes"] / MB,
-          r["peak_ratio_est_to_xla"]] for r in rows],
+        [
+            [
+                r["critic_depth"],
+                "on" if r["remat"] else "off",
+                r["critic_blocks_per_iteration"],
+                r["critic_keeps"],
+                r["xla_temp_bytes"] / MB,
+                r["est_temp_bytes"] / MB,
+                r["temp_ratio_est_to_xla"],
+                r["xla_peak_bytes"] / MB,
+                r["est_peak_bytes"] / MB,
+                r["peak_ratio_est_to_xla"],
+            ]
+            for r in rows
+        ],
     )
     if per_device:
         print_table(
             f"Per device, data parallel over D simulated CPU devices (critic depth {per_device[0]['critic_depth']}, batch {args.batch_size})",
             ["D", "rows/device", "XLA temp MB", "est temp MB", "est/XLA"],
-            [[r["devices"], r.get("rows_per_device"), r["xla_temp_bytes"] / MB if "xla_temp_bytes" in r else None,
-              r["est_temp_bytes"] / MB if "est_temp_bytes" in r else None, r.get("temp_ratio_est_to_xla")] for r in per_device],
+            [
+                [
+                    r["devices"],
+                    r.get("rows_per_device"),
+                    r["xla_temp_bytes"] / MB if "xla_temp_bytes" in r else None,
+                    r["est_temp_bytes"] / MB if "est_temp_bytes" in r else None,
+                    r.get("temp_ratio_est_to_xla"),
+                ]
+                for r in per_device
+            ],
         )
     if timing:
         print_table(
             f"Time cost of remat (median of {repeats}, interleaved)",
             ["critic depth", "remat", "updates/s", "ms/update", "time x no-remat"],
-            [[r["critic_depth"], "on" if r["remat"] else "off", r["updates_per_s"], r["ms_per_update"],
-              r["remat_time_ratio"] if r["remat"] else 1.0] for r in timing],
+            [
+                [
+                    r["critic_depth"],
+                    "on" if r["remat"] else "off",
+                    r["updates_per_s"],
+                    r["ms_per_update"],
+                    r["remat_time_ratio"] if r["remat"] else 1.0,
+                ]
+                for r in timing
+            ],
         )
     ratios = [r["temp_ratio_est_to_xla"] for r in rows + per_device if "temp_ratio_est_to_xla" in r]
     summary = {"temp_ratio_min": min(ratios), "temp_ratio_max": max(ratios)}
     print(f"estimate / XLA temp: {summary['temp_ratio_min']:.2f} .. {summary['temp_ratio_max']:.2f}")
-    settings = {"quick": args.quick, "depths": depths, "time_depths": time_depths, "actor_depth": args.actor_depth,
-                "width": args.width, "batch_size": args.batch_size, "env": args.env, "repeats": repeats,
-                "backward_saves": estimate.default_backward_saves(), "donated_state": True, "devices": device_counts}
+    settings = {
+        "quick": args.quick,
+        "depths": depths,
+        "time_depths": time_depths,
+        "actor_depth": args.actor_depth,
+        "width": args.width,
+        "batch_size": args.batch_size,
+        "env": args.env,
+        "repeats": repeats,
+        "backward_saves": estimate.default_backward_saves(),
+        "donated_state": True,
+        "devices": device_counts,
+    }
     write_results(output_path(NAME, args), NAME, settings, rows + per_device + timing, started, extra={"summary": summary})
 
 

@@ -42,15 +42,16 @@ SIZES = {
     # a smaller run: depth 4, width 32, 64 envs x 25 steps, 20 updates of batch 64
     "small": dict(depth=4, width=32, num_envs=64, updates_per_epoch=20, batch_size=64),
     # --quick only
-    "tiny": dict(depth=4, width=32, num_envs=32, unroll_length=5, updates_per_epoch=4, batch_size=32,
-                 buffer_size=100, prefill_steps=10),
+    "tiny": dict(depth=4, width=32, num_envs=32, unroll_length=5, updates_per_epoch=4, batch_size=32, buffer_size=100, prefill_steps=10),
 }
+
 
 def main() -> None:
     parser = make_parser(NAME, __doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=None, help="values of N (default 1 2 4 8; --quick: 1 2)")
-    parser.add_argument("--sizes", nargs="+", choices=sorted(SIZES), default=None,
-                        help="sizes to run (default: default small; --quick: tiny)")
+    parser.add_argument(
+        "--sizes", nargs="+", choices=sorted(SIZES), default=None, help="sizes to run (default: default small; --quick: tiny)"
+    )
     parser.add_argument("--repeats", type=int, default=None, help="timed rounds (default 7; --quick: 3)")
     parser.add_argument("--epochs-per-sample", type=int, default=None, help="epochs per timed sample (default 2; --quick: 2)")
     parser.add_argument("--warmup", type=int, default=2, help="untimed epochs per program before timing (default %(default)s)")
@@ -90,8 +91,12 @@ def main() -> None:
             row = {
                 "size": size,
                 "num_seeds": n,
-                "depth": c.depth, "width": c.width, "num_envs": c.num_envs, "unroll_length": c.unroll_length,
-                "updates_per_epoch": c.updates_per_epoch, "batch_size": c.batch_size,
+                "depth": c.depth,
+                "width": c.width,
+                "num_envs": c.num_envs,
+                "unroll_length": c.unroll_length,
+                "updates_per_epoch": c.updates_per_epoch,
+                "batch_size": c.batch_size,
                 "seconds_per_epoch": tn,
                 "seconds_per_seed_epoch": tn / n,
                 "separate_runs_seconds_per_epoch": n * t1,
@@ -108,24 +113,58 @@ def main() -> None:
                 "timing": timing,
             }
             rows.append(row)
-            print(f"  {size}: N={n}: {tn:.3f} s/epoch, ratio {row['ratio']:.2f} (per round {row['ratio_median_per_round']:.2f})",
-                  flush=True)
+            print(
+                f"  {size}: N={n}: {tn:.3f} s/epoch, ratio {row['ratio']:.2f} (per round {row['ratio_median_per_round']:.2f})", flush=True
+            )
         del programs
 
     print_table(
         f"--num-seeds N vs N separate runs (seconds per epoch, median of {repeats} samples of {per_sample} epochs, interleaved)",
-        ["size", "N", "depth", "width", "envs x steps", "updates x batch", "s/epoch", "N x 1-seed s/epoch", "ratio",
-         "ratio (per round)", "seed-updates/s", "compile epoch s", "compile init s", "load (1 min)"],
-        [[r["size"], r["num_seeds"], r["depth"], r["width"], f"{r['num_envs']}x{r['unroll_length']}",
-          f"{r['updates_per_epoch']}x{r['batch_size']}", r["seconds_per_epoch"], r["separate_runs_seconds_per_epoch"],
-          r["ratio"], r["ratio_median_per_round"], r["seed_updates_per_s"], r["epoch_compile_s"], r["init_compile_s"],
-          r["load_median_1min"]] for r in rows],
+        [
+            "size",
+            "N",
+            "depth",
+            "width",
+            "envs x steps",
+            "updates x batch",
+            "s/epoch",
+            "N x 1-seed s/epoch",
+            "ratio",
+            "ratio (per round)",
+            "seed-updates/s",
+            "compile epoch s",
+            "compile init s",
+            "load (1 min)",
+        ],
+        [
+            [
+                r["size"],
+                r["num_seeds"],
+                r["depth"],
+                r["width"],
+                f"{r['num_envs']}x{r['unroll_length']}",
+                f"{r['updates_per_epoch']}x{r['batch_size']}",
+                r["seconds_per_epoch"],
+                r["separate_runs_seconds_per_epoch"],
+                r["ratio"],
+                r["ratio_median_per_round"],
+                r["seed_updates_per_s"],
+                r["epoch_compile_s"],
+                r["init_compile_s"],
+                r["load_median_1min"],
+            ]
+            for r in rows
+        ],
     )
     print("ratio = N-seed s/epoch / (N x 1-seed s/epoch); < 1: one N-seed run is cheaper than N runs one after another")
 
     settings = {
-        "quick": quick, "seeds": seeds, "sizes": {s: SIZES[s] for s in sizes}, "repeats": repeats,
-        "epochs_per_sample": per_sample, "warmup_epochs": args.warmup,
+        "quick": quick,
+        "seeds": seeds,
+        "sizes": {s: SIZES[s] for s in sizes},
+        "repeats": repeats,
+        "epochs_per_sample": per_sample,
+        "warmup_epochs": args.warmup,
         "config": Config(progress=False, tensorboard=False).to_dict(),
     }
     write_results(output_path(NAME, args), NAME, settings, rows, started)

@@ -45,8 +45,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 
-from _common import (output_path, flops_of, header, load_average, make_parser, print_table, summarize,  # noqa: E402
-                     time_call, write_results)
+from _common import (
+    output_path,
+    flops_of,
+    header,
+    load_average,
+    make_parser,
+    print_table,
+    summarize,  # noqa: E402
+    time_call,
+    write_results,
+)
 from deepcrl.config import Config  # noqa: E402
 from deepcrl.networks import BACKWARD_SAVES, resolve_backward_saves  # noqa: E402
 from deepcrl.replay import Batch  # noqa: E402
@@ -79,8 +88,7 @@ def matmul_rate(n: int, repeats: int, calls: int) -> dict:
 
     timing = time_call(run, repeats=repeats, warmup=2)
     per_call = timing["median_s"] / calls
-    return {"n": n, "calls_per_repeat": calls, "seconds_per_matmul": per_call,
-            "gflops": 2.0 * n**3 / per_call / 1e9, "timing": timing}
+    return {"n": n, "calls_per_repeat": calls, "seconds_per_matmul": per_call, "gflops": 2.0 * n**3 / per_call / 1e9, "timing": timing}
 
 
 # ----------------------------------------------------------------------------------------------
@@ -163,13 +171,15 @@ def measure_interleaved(programs: list[Program], repeats: int) -> list[dict]:
     for prog in programs:
         timing = summarize(prog.times)
         timing["load_average_1_5_15"] = prog.loads
-        out.append({
-            "compile_s": prog.compile_s,
-            "seconds_per_call": timing["median_s"],
-            "timing": timing,
-            "flops_xla": flops_of(prog.compiled),  # one update: the outer scan body counted once
-            "final_critic_loss": float(prog.loss),
-        })
+        out.append(
+            {
+                "compile_s": prog.compile_s,
+                "seconds_per_call": timing["median_s"],
+                "timing": timing,
+                "flops_xla": flops_of(prog.compiled),  # one update: the outer scan body counted once
+                "final_critic_loss": float(prog.loss),
+            }
+        )
     return out
 
 
@@ -226,9 +236,16 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=None, help="default 256; --quick: 32")
     parser.add_argument("--env", default="point_u_maze", help="task whose observation sizes are used (default %(default)s)")
     parser.add_argument("--repeats", type=int, default=None, help="timed calls per program (default 5; --quick: 2)")
-    parser.add_argument("--backward-saves", nargs="+", choices=BACKWARD_SAVES, default=["auto"],
-                        help="what each residual block keeps for the backward pass; several values compare them (default: auto)")
-    parser.add_argument("--min-speedup", type=float, default=1.05, help="unrolled must be this much faster to be recommended (default %(default)s)")
+    parser.add_argument(
+        "--backward-saves",
+        nargs="+",
+        choices=BACKWARD_SAVES,
+        default=["auto"],
+        help="what each residual block keeps for the backward pass; several values compare them (default: auto)",
+    )
+    parser.add_argument(
+        "--min-speedup", type=float, default=1.05, help="unrolled must be this much faster to be recommended (default %(default)s)"
+    )
     args = parser.parse_args()
     started = time.time()
     header(NAME, args.quick)
@@ -243,8 +260,9 @@ def main() -> None:
 
     # --- the CPU's matmul rate
     sizes = [256, 1024]
-    matmul = [matmul_rate(n, repeats=3 if quick else 7, calls=(20 if n <= 256 else 3) if quick else (100 if n <= 256 else 10))
-              for n in sizes]
+    matmul = [
+        matmul_rate(n, repeats=3 if quick else 7, calls=(20 if n <= 256 else 3) if quick else (100 if n <= 256 else 10)) for n in sizes
+    ]
     for m in matmul:
         print(f"  matmul {m['n']}^3: {m['gflops']:.1f} GFLOP/s", flush=True)
     rate = {m["n"]: m["gflops"] for m in matmul}
@@ -296,8 +314,11 @@ def main() -> None:
                 "same_program_as": shared,
             }
             rows.append(row)
-            print(f"  depth {depth:4d} {layout:8s} (blocks/iter {resolved:3d}) saves {saves:4s}: {ups:8.2f} updates/s, "
-                  f"compile {m['compile_s']:.1f} s", flush=True)
+            print(
+                f"  depth {depth:4d} {layout:8s} (blocks/iter {resolved:3d}) saves {saves:4s}: {ups:8.2f} updates/s, "
+                f"compile {m['compile_s']:.1f} s",
+                flush=True,
+            )
 
     # --- FLOPs per update: XLA's exact count where the depth ran unrolled, else linear in depth
     # (where both were measured, the count of the "all" program: the "dots" one adds the recomputed
@@ -339,11 +360,37 @@ def main() -> None:
     print_table(
         f"CRL update throughput (3 networks, width {width}, batch {batch}; median of {repeats}); "
         f"matmul 256^3 {rate[256]:.1f} GFLOP/s, 1024^3 {rate[1024]:.1f} GFLOP/s",
-        ["depth", "layout", "saves", "blocks/iter", "auto", "updates/s", "ms/update", "GFLOP/update", "GFLOP/s",
-         "% mm256", "% mm1024", "compile s"],
-        [[r["depth"], r["layout"], r["backward_saves"], r["blocks_per_iteration"], "yes" if r["auto_picks_this"] else "",
-          r["updates_per_s"], r["ms_per_update"], None if r["flops_per_update"] is None else r["flops_per_update"] / 1e9,
-          r["gflops_per_s"], r["pct_of_matmul_256"], r["pct_of_matmul_1024"], r["compile_s"]] for r in rows],
+        [
+            "depth",
+            "layout",
+            "saves",
+            "blocks/iter",
+            "auto",
+            "updates/s",
+            "ms/update",
+            "GFLOP/update",
+            "GFLOP/s",
+            "% mm256",
+            "% mm1024",
+            "compile s",
+        ],
+        [
+            [
+                r["depth"],
+                r["layout"],
+                r["backward_saves"],
+                r["blocks_per_iteration"],
+                "yes" if r["auto_picks_this"] else "",
+                r["updates_per_s"],
+                r["ms_per_update"],
+                None if r["flops_per_update"] is None else r["flops_per_update"] / 1e9,
+                r["gflops_per_s"],
+                r["pct_of_matmul_256"],
+                r["pct_of_matmul_1024"],
+                r["compile_s"],
+            ]
+            for r in rows
+        ],
     )
 
     # The recommendation compares the programs the library default ("auto") builds: rows measured with
@@ -357,8 +404,10 @@ def main() -> None:
     if value is None:
         line = f"recommendation: none for UNROLL_ALL_UP_TO_DEPTH (currently {net_mod.UNROLL_ALL_UP_TO_DEPTH}): {reason}"
     else:
-        line = (f"recommendation: UNROLL_ALL_UP_TO_DEPTH = {value} (currently {net_mod.UNROLL_ALL_UP_TO_DEPTH}); "
-                f"unrolled counts as faster at >= {args.min_speedup:g}x; {reason}")
+        line = (
+            f"recommendation: UNROLL_ALL_UP_TO_DEPTH = {value} (currently {net_mod.UNROLL_ALL_UP_TO_DEPTH}); "
+            f"unrolled counts as faster at >= {args.min_speedup:g}x; {reason}"
+        )
     print(line)
 
     settings = {
@@ -376,11 +425,7 @@ def main() -> None:
         "deep_unroll": net_mod.DEEP_UNROLL,
         "config": base.to_dict(),
     }
-    extra = {
-        "matmul": matmul,
-        "flops_fit": fit,
-        "recommendation": {"unroll_all_up_to_depth": value, "reason": reason, "line": line},
-    }
+    extra = {"matmul": matmul, "flops_fit": fit, "recommendation": {"unroll_all_up_to_depth": value, "reason": reason, "line": line}}
     write_results(output_path(NAME, args), NAME, settings, rows, started, extra=extra)
 
 

@@ -37,4 +37,3 @@ def dry_run_rows(out: str) -> dict[str, str]:
         if len(cells) == 2:
             rows[cells[0]] = cells[1]
     return rows
-

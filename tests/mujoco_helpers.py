@@ -50,11 +50,21 @@ def probe(name: str) -> dict:
             edited.append(states.replace(physics=states.physics.replace(qpos=states.physics.qpos.at[:, 2].set(env.healthy_z[1] + 1.0))))
         batch = jax.tree_util.tree_map(lambda *xs: jnp.concatenate(xs), *edited)
         stepped = jax.vmap(env.step)(batch, jnp.zeros((len(edited) * NUM_ENVS, env.action_size), jnp.float32))
-        part = lambda x, i: x[i * NUM_ENVS:(i + 1) * NUM_ENVS]  # noqa: E731
-        out = dict(obs=obs, goal=goal, distance=distance, success=success, terminated=terminated, truncated=truncated,
-                   reset_obs=states.obs, reset_goal=states.goal, eval_goal=jax.vmap(env.eval_reset)(jax.random.split(key, NUM_ENVS)).goal,
-                   at_goal_success=part(stepped.success, 0), at_goal_distance=part(stepped.distance, 0),
-                   far_success=part(stepped.success, 1))
+        part = lambda x, i: x[i * NUM_ENVS : (i + 1) * NUM_ENVS]  # noqa: E731
+        out = dict(
+            obs=obs,
+            goal=goal,
+            distance=distance,
+            success=success,
+            terminated=terminated,
+            truncated=truncated,
+            reset_obs=states.obs,
+            reset_goal=states.goal,
+            eval_goal=jax.vmap(env.eval_reset)(jax.random.split(key, NUM_ENVS)).goal,
+            at_goal_success=part(stepped.success, 0),
+            at_goal_distance=part(stepped.distance, 0),
+            far_success=part(stepped.success, 1),
+        )
         if locomotion:
             out["high_terminated"] = part(stepped.terminated, 2)
             # a torso put under the floor is pushed back up within a step, so the low side is checked on the state itself

@@ -36,8 +36,10 @@ def _max_rel_diff(a, b) -> float:
 def _mean_abs(a, b) -> float:
     """Mean |a - b| over every parameter (actor, critic, log alpha) of two agent states."""
     pick = lambda s: (s.actor_params, s.critic_params, s.log_alpha)  # noqa: E731
-    diffs = [np.abs(np.asarray(x, np.float64) - np.asarray(y, np.float64)).ravel()
-             for x, y in zip(jax.tree_util.tree_leaves(pick(a)), jax.tree_util.tree_leaves(pick(b)), strict=True)]
+    diffs = [
+        np.abs(np.asarray(x, np.float64) - np.asarray(y, np.float64)).ravel()
+        for x, y in zip(jax.tree_util.tree_leaves(pick(a)), jax.tree_util.tree_leaves(pick(b)), strict=True)
+    ]
     return float(np.concatenate(diffs).mean())
 
 
@@ -47,8 +49,17 @@ def check_update() -> dict:
     mesh = parallel.make_mesh(2)
     rep, split = parallel.REPLICATED, parallel.SPLIT
     for loss in ("fwd_infonce", "sym_infonce", "bwd_infonce", "binary_nce"):
-        config = CRLConfig(state_size=5, goal_size=2, action_size=3, actor_depth=4, critic_depth=8,
-                           actor_width=16, critic_width=16, repr_dim=8, contrastive_loss=loss)
+        config = CRLConfig(
+            state_size=5,
+            goal_size=2,
+            action_size=3,
+            actor_depth=4,
+            critic_depth=8,
+            actor_width=16,
+            critic_width=16,
+            repr_dim=8,
+            contrastive_loss=loss,
+        )
         single, sharded = CRL(config), CRL(config, axis_name=parallel.DATA_AXIS)
         keys = jax.random.split(jax.random.PRNGKey(0), 5)
         batch = replay.Batch(
@@ -67,6 +78,7 @@ def check_update() -> dict:
                 for k in jax.random.split(key, 3):
                     state, _ = agent.update(state, batch, k)
                 return state
+
             return run
 
         if loss == "fwd_infonce":  # whole updates (Adam included): once is enough
@@ -82,6 +94,7 @@ def check_update() -> dict:
             "grads_rel_diff": {name: _max_rel_diff(grads_2[name], grads_1[name]) for name in grads_1},
             "grad_norm_critic": float(metrics_1["critic/grad_norm"]),
         }
+
     # Negative control: with each device's own goals as its only negatives the loss is a different one,
     # and the comparison above must be able to tell.
     class LocalNegatives(CRL):
@@ -91,8 +104,7 @@ def check_update() -> dict:
         def _row_offset(self, local_rows):
             return 0
 
-    config = CRLConfig(state_size=5, goal_size=2, action_size=3, actor_depth=4, critic_depth=8,
-                       actor_width=16, critic_width=16, repr_dim=8)
+    config = CRLConfig(state_size=5, goal_size=2, action_size=3, actor_depth=4, critic_depth=8, actor_width=16, critic_width=16, repr_dim=8)
     local = LocalNegatives(config, axis_name=parallel.DATA_AXIS)
     grads_local, _ = jax.jit(parallel.shard(local.gradients, mesh, (rep, split, rep), (rep, rep)))(state, batch, keys[4])
     grads_1, _ = jax.jit(CRL(config).gradients)(state, batch, keys[4])
@@ -106,10 +118,26 @@ def check_train(run_dir: str, num_seeds: int) -> dict:
     from deepcrl.checkpoints import load_policy_checkpoint
 
     config = Config(
-        env="point_open", num_envs=8, unroll_length=10, updates_per_epoch=4, batch_size=16, buffer_size=100,
-        prefill_steps=20, episode_length=20, total_env_steps=8 * 10 * 6, num_evals=2, num_eval_envs=8,
-        depth=4, width=16, repr_dim=8, num_devices=2, num_seeds=num_seeds, run_dir=run_dir, progress=False,
-        tensorboard=False, checkpoint_every=3,
+        env="point_open",
+        num_envs=8,
+        unroll_length=10,
+        updates_per_epoch=4,
+        batch_size=16,
+        buffer_size=100,
+        prefill_steps=20,
+        episode_length=20,
+        total_env_steps=8 * 10 * 6,
+        num_evals=2,
+        num_eval_envs=8,
+        depth=4,
+        width=16,
+        repr_dim=8,
+        num_devices=2,
+        num_seeds=num_seeds,
+        run_dir=run_dir,
+        progress=False,
+        tensorboard=False,
+        checkpoint_every=3,
     )
     result = train(config)
     _, _, _, payload = load_policy_checkpoint(run_dir)
@@ -152,14 +180,21 @@ def check_baselines() -> dict:
     keys = jax.random.split(jax.random.PRNGKey(0), 8)
     obs = jax.random.normal(keys[0], (GLOBAL_BATCH, 5))
     td_batch = replay.TDBatch(
-        obs=obs, action=jax.random.uniform(keys[1], (GLOBAL_BATCH, 3), minval=-1, maxval=1),
-        goal=jax.random.normal(keys[2], (GLOBAL_BATCH, 2)), next_obs=obs + 0.1 * jax.random.normal(keys[3], (GLOBAL_BATCH, 5)),
+        obs=obs,
+        action=jax.random.uniform(keys[1], (GLOBAL_BATCH, 3), minval=-1, maxval=1),
+        goal=jax.random.normal(keys[2], (GLOBAL_BATCH, 2)),
+        next_obs=obs + 0.1 * jax.random.normal(keys[3], (GLOBAL_BATCH, 5)),
         reward=(jax.random.uniform(keys[4], (GLOBAL_BATCH,)) < 0.5).astype(jnp.float32),
-        terminal=(jax.random.uniform(keys[5], (GLOBAL_BATCH,)) < 0.2).astype(jnp.float32), relabelled=jnp.zeros((GLOBAL_BATCH,)),
+        terminal=(jax.random.uniform(keys[5], (GLOBAL_BATCH,)) < 0.2).astype(jnp.float32),
+        relabelled=jnp.zeros((GLOBAL_BATCH,)),
     )
     bc_batch = replay.Batch(obs=td_batch.obs, action=td_batch.action, goal=td_batch.goal, offset=jnp.ones((GLOBAL_BATCH,), jnp.int32))
     out = {}
-    for name, cls, cfg, batch in (("sac", SAC, SACConfig, td_batch), ("td3", TD3, TD3Config, td_batch), ("gcbc", GCBC, GCBCConfig, bc_batch)):
+    for name, cls, cfg, batch in (
+        ("sac", SAC, SACConfig, td_batch),
+        ("td3", TD3, TD3Config, td_batch),
+        ("gcbc", GCBC, GCBCConfig, bc_batch),
+    ):
         single, sharded = cls(cfg(**sizes)), cls(cfg(**sizes), axis_name=parallel.DATA_AXIS)
         state = single.init(keys[6])
 
@@ -169,16 +204,24 @@ def check_baselines() -> dict:
                 for k in jax.random.split(key, 3):
                     state, metrics = agent.update(state, batch, k)
                 return state, metrics
+
             return run
 
         after_1, metrics_1 = jax.jit(three_steps(single))(state, batch, keys[7])
         after_2, metrics_2 = jax.jit(parallel.shard(three_steps(sharded), mesh, (rep, split, rep), (rep, rep)))(state, batch, keys[7])
-        diff = np.concatenate([np.abs(np.asarray(x, np.float64) - np.asarray(y, np.float64)).ravel()
-                               for x, y in zip(jax.tree_util.tree_leaves(after_2), jax.tree_util.tree_leaves(after_1))])
-        step = np.concatenate([np.abs(np.asarray(x, np.float64) - np.asarray(y, np.float64)).ravel()
-                               for x, y in zip(jax.tree_util.tree_leaves(after_1), jax.tree_util.tree_leaves(state))])
-        out[name] = {"params_diff_over_step": float(diff.mean() / step.mean()),
-                     "metrics_rel_diff": _max_rel_diff(metrics_2, metrics_1)}
+        diff = np.concatenate(
+            [
+                np.abs(np.asarray(x, np.float64) - np.asarray(y, np.float64)).ravel()
+                for x, y in zip(jax.tree_util.tree_leaves(after_2), jax.tree_util.tree_leaves(after_1))
+            ]
+        )
+        step = np.concatenate(
+            [
+                np.abs(np.asarray(x, np.float64) - np.asarray(y, np.float64)).ravel()
+                for x, y in zip(jax.tree_util.tree_leaves(after_1), jax.tree_util.tree_leaves(state))
+            ]
+        )
+        out[name] = {"params_diff_over_step": float(diff.mean() / step.mean()), "metrics_rel_diff": _max_rel_diff(metrics_2, metrics_1)}
     return out
 
 

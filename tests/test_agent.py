@@ -15,8 +15,9 @@ from deepcrl.replay import Batch
 STATE, GOAL, ACTION, B = 4, 2, 2, 32
 # Small programs run once each: skip the slow XLA optimisations when compiling them.
 FAST_COMPILE = {"xla_backend_optimization_level": 0, "xla_llvm_disable_expensive_passes": True}
-TINY = dict(state_size=STATE, goal_size=GOAL, action_size=ACTION, actor_width=16, critic_width=16, repr_dim=8,
-            actor_depth=4, critic_depth=4)
+TINY = dict(
+    state_size=STATE, goal_size=GOAL, action_size=ACTION, actor_width=16, critic_width=16, repr_dim=8, actor_depth=4, critic_depth=4
+)
 
 
 def _batch(seed: int = 0) -> Batch:
@@ -76,10 +77,19 @@ def probe(agent):
             state.critic_params
         )
         return dict(
-            state=state, new_state=new_state, metrics=metrics, acts=acts,
-            phi=phi, psi=psi, mean=mean, log_std=log_std,
-            want_actor=want_actor, want_critic=want_critic, want_log_alpha=want_log_alpha,
-            actor_to_critic=actor_to_critic, critic_grads=critic_grads,
+            state=state,
+            new_state=new_state,
+            metrics=metrics,
+            acts=acts,
+            phi=phi,
+            psi=psi,
+            mean=mean,
+            log_std=log_std,
+            want_actor=want_actor,
+            want_critic=want_critic,
+            want_log_alpha=want_log_alpha,
+            actor_to_critic=actor_to_critic,
+            critic_grads=critic_grads,
         )
 
     return jax.device_get(jax.jit(run, compiler_options=FAST_COMPILE)(jax.random.PRNGKey(0), _batch()))
@@ -131,9 +141,18 @@ def test_update_moves_every_parameter_group_and_counts(probe):
 def test_update_metrics_are_finite_and_namespaced(probe):
     metrics = probe["metrics"]
     expected = {
-        "critic/loss", "critic/accuracy", "critic/repr_norm_sa", "critic/repr_norm_g", "critic/grad_norm",
-        "actor/loss", "actor/q", "actor/entropy", "actor/std", "actor/grad_norm",
-        "alpha/loss", "alpha/value",
+        "critic/loss",
+        "critic/accuracy",
+        "critic/repr_norm_sa",
+        "critic/repr_norm_g",
+        "critic/grad_norm",
+        "actor/loss",
+        "actor/q",
+        "actor/entropy",
+        "actor/std",
+        "actor/grad_norm",
+        "alpha/loss",
+        "alpha/value",
     }
     assert expected <= set(metrics)
     for name, value in metrics.items():

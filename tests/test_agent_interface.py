@@ -128,9 +128,22 @@ def linear_bc():
     unregister_agent(LinearBC.name)
 
 
-RUN = dict(env="point_open", agent="linear_bc", num_envs=16, unroll_length=20, updates_per_epoch=20, batch_size=64,
-           buffer_size=200, prefill_steps=100, total_env_steps=16 * 20 * 6, num_evals=2, num_eval_envs=16,
-           checkpoint_every=3, progress=False, tensorboard=False)
+RUN = dict(
+    env="point_open",
+    agent="linear_bc",
+    num_envs=16,
+    unroll_length=20,
+    updates_per_epoch=20,
+    batch_size=64,
+    buffer_size=200,
+    prefill_steps=100,
+    total_env_steps=16 * 20 * 6,
+    num_evals=2,
+    num_eval_envs=16,
+    checkpoint_every=3,
+    progress=False,
+    tensorboard=False,
+)
 
 
 def test_a_new_agent_trains_through_deepcrl_train_and_load_policy(linear_bc, tmp_path):
@@ -206,6 +219,16 @@ def dataclass_fields(cls) -> set[str]:
 @pytest.mark.parametrize("name", [n for n in POINT_ENV_NAMES if n != "point"] + ["point"])
 def test_make_env_and_the_run_config_build_the_same_point_task(name):
     by_name, by_config = make_env(name), prepare(Config(env=name)).task
-    settings = ("name", "max_speed", "episode_length", "goal_threshold", "radius", "cell_size", "train_starts", "train_goals", "start_noise")
+    settings = (
+        "name",
+        "max_speed",
+        "episode_length",
+        "goal_threshold",
+        "radius",
+        "cell_size",
+        "train_starts",
+        "train_goals",
+        "start_noise",
+    )
     assert {k: getattr(by_name, k) for k in settings} == {k: getattr(by_config, k) for k in settings}
     assert (by_name.max_speed, by_name.episode_length, by_name.goal_threshold) == (0.5, 100, 0.5)

@@ -65,8 +65,12 @@ def test_every_module_has_a_layer():
 
 
 def test_imports_flow_one_way():
-    wrong = [f"{m} ({_layer(m)}) imports {d} ({_layer(d)})"
-             for m, deps in _graph().items() for d in deps if m != "deepcrl" and _rank(d) > _rank(m)]
+    wrong = [
+        f"{m} ({_layer(m)}) imports {d} ({_layer(d)})"
+        for m, deps in _graph().items()
+        for d in deps
+        if m != "deepcrl" and _rank(d) > _rank(m)
+    ]
     assert not wrong, "\n".join(wrong)
 
 
@@ -77,7 +81,7 @@ def test_no_import_cycles():
         state[node] = "open"
         for dep in sorted(graph[node]):
             if state.get(dep) == "open":
-                cycles.append(stack[stack.index(dep):] + [dep])
+                cycles.append(stack[stack.index(dep) :] + [dep])
             elif dep not in state:
                 visit(dep, stack + [dep])
         state[node] = "done"

@@ -62,9 +62,16 @@ def probe(name):
             return s, (s.obs, s.success, s.distance, s.terminated, s.truncated)
 
         _, (obs, success, distance, terminated, truncated) = jax.lax.scan(one_step, states, jax.random.split(k_steps, STEPS))
-        return dict(reset_obs=states.obs[:NUM_ENVS], reset_goal=states.goal[:NUM_ENVS], obs=obs[:, :NUM_ENVS],
-                    terminated=terminated, truncated=truncated, at_goal_success=success[0, NUM_ENVS : 2 * NUM_ENVS],
-                    at_goal_distance=distance[0, NUM_ENVS : 2 * NUM_ENVS], far_success=success[0, 2 * NUM_ENVS :])
+        return dict(
+            reset_obs=states.obs[:NUM_ENVS],
+            reset_goal=states.goal[:NUM_ENVS],
+            obs=obs[:, :NUM_ENVS],
+            terminated=terminated,
+            truncated=truncated,
+            at_goal_success=success[0, NUM_ENVS : 2 * NUM_ENVS],
+            at_goal_distance=distance[0, NUM_ENVS : 2 * NUM_ENVS],
+            far_success=success[0, 2 * NUM_ENVS :],
+        )
 
     return {k: np.asarray(v) for k, v in jax.jit(run)(jax.random.PRNGKey(0)).items()}
 

@@ -103,8 +103,7 @@ def test_td3_updates_actor_and_targets_every_policy_delay_steps():
 def test_sac_td_target_uses_target_networks_and_stops_at_terminals():
     agent = SAC(SACConfig(**TINY, gamma=0.9))
     state = agent.init(jax.random.PRNGKey(0))
-    state = state.replace(target_critic_params=_perturb(state.critic_params, jax.random.PRNGKey(1)),
-                          log_alpha=jnp.float32(np.log(0.3)))
+    state = state.replace(target_critic_params=_perturb(state.critic_params, jax.random.PRNGKey(1)), log_alpha=jnp.float32(np.log(0.3)))
     batch, key = _td_batch(), jax.random.PRNGKey(3)
     target, _ = agent.td_target(state, batch, key)
     # by hand: the same next action (same key), the targets' min over the two Q-networks, the soft value
@@ -126,8 +125,10 @@ def test_sac_td_target_uses_target_networks_and_stops_at_terminals():
 def test_td3_td_target_uses_target_networks_smoothing_and_stops_at_terminals():
     agent = TD3(TD3Config(**TINY, gamma=0.9, policy_noise=0.2, noise_clip=0.3))
     state = agent.init(jax.random.PRNGKey(0))
-    state = state.replace(target_critic_params=_perturb(state.critic_params, jax.random.PRNGKey(1)),
-                          target_actor_params=_perturb(state.actor_params, jax.random.PRNGKey(2)))
+    state = state.replace(
+        target_critic_params=_perturb(state.critic_params, jax.random.PRNGKey(1)),
+        target_actor_params=_perturb(state.actor_params, jax.random.PRNGKey(2)),
+    )
     batch, key = _td_batch(), jax.random.PRNGKey(3)
     target, _ = agent.td_target(state, batch, key)
     mu = agent.policy(state.target_actor_params, jnp.concatenate([batch.next_obs, batch.goal], -1))
@@ -232,19 +233,24 @@ def test_gcbc_likelihood_is_the_actors_and_an_update_raises_it():
 # --------------------------------------------------------------------------------------------- config
 
 
-@pytest.mark.parametrize("overrides, message", [
-    (dict(agent="crl", her=True), "her=True is not allowed with --agent crl; it applies to --agent sac or --agent td3 only"),
-    (dict(agent="sac", policy_delay=3), "policy_delay=3 is not allowed with --agent sac; it applies to --agent td3 only"),
-    (dict(agent="gcbc", critic_depth=8), "critic_depth=8 is not allowed with --agent gcbc"),
-    (dict(agent="td3", energy="dot"), "energy='dot' is not allowed with --agent td3; it applies to --agent crl only"),
-    (dict(agent="ppo"), "agent='ppo' is not allowed; choose one of: crl, sac, td3, gcbc"),
-    (dict(agent="sac", reward="shaped"), "reward='shaped' is not allowed; choose one of: sparse, dense"),
-    (dict(agent="sac", her=True, her_fraction=1.5), "her_fraction=1.5 is not allowed; it must lie in [0, 1]"),
-    (dict(agent="td3", tau=0.0), "tau=0.0 is not allowed; it must lie in (0, 1]"),
-    (dict(agent="sac", her_fraction=0.5), "her_fraction=0.5 is not allowed without --her"),
-])
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        (dict(agent="crl", her=True), "her=True is not allowed with --agent crl; it applies to --agent sac or --agent td3 only"),
+        (dict(agent="sac", policy_delay=3), "policy_delay=3 is not allowed with --agent sac; it applies to --agent td3 only"),
+        (dict(agent="gcbc", critic_depth=8), "critic_depth=8 is not allowed with --agent gcbc"),
+        (dict(agent="td3", energy="dot"), "energy='dot' is not allowed with --agent td3; it applies to --agent crl only"),
+        (dict(agent="ppo"), "agent='ppo' is not allowed; choose one of: crl, sac, td3, gcbc"),
+        (dict(agent="sac", reward="shaped"), "reward='shaped' is not allowed; choose one of: sparse, dense"),
+        (dict(agent="sac", her=True, her_fraction=1.5), "her_fraction=1.5 is not allowed; it must lie in [0, 1]"),
+        (dict(agent="td3", tau=0.0), "tau=0.0 is not allowed; it must lie in (0, 1]"),
+        (dict(agent="sac", her_fraction=0.5), "her_fraction=0.5 is not allowed without --her"),
+    ],
+)
 def test_agent_settings_are_checked(overrides, message):
-    with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)").replace("[", r"\[").replace("]", r"\]").replace("+", r"\+")):
+    with pytest.raises(
+        ConfigError, match=message.replace("(", r"\(").replace(")", r"\)").replace("[", r"\[").replace("]", r"\]").replace("+", r"\+")
+    ):
         validate(Config(**overrides))
 
 
@@ -274,8 +280,17 @@ AGENT_RUNS = {
 
 
 def _agent_config(name: str, run_dir: Path, **overrides) -> Config:
-    settings = {**SMALL_RUN, "entropy_scale": None, "actor_lr": None, "critic_lr": None, "alpha_lr": 3e-4,
-                "checkpoint_every": 30, **AGENT_RUNS[name], **overrides, "run_dir": str(run_dir)}
+    settings = {
+        **SMALL_RUN,
+        "entropy_scale": None,
+        "actor_lr": None,
+        "critic_lr": None,
+        "alpha_lr": 3e-4,
+        "checkpoint_every": 30,
+        **AGENT_RUNS[name],
+        **overrides,
+        "run_dir": str(run_dir),
+    }
     if name != "crl":
         for field in ("energy", "contrastive_loss", "logsumexp_penalty", "repr_dim"):
             settings.pop(field, None)
@@ -312,8 +327,9 @@ def test_each_agent_checkpoint_loads_with_its_config(agent_run):
     name, config, _ = agent_run
     loaded_config, env, agent, payload = load_policy_checkpoint(config.run_dir)
     assert loaded_config.agent == name and type(agent).__name__.lower() == name
-    expected = {"sac": {"actor_params", "critic_params", "log_alpha"}, "td3": {"actor_params", "critic_params"},
-                "gcbc": {"actor_params"}}[name]
+    expected = {"sac": {"actor_params", "critic_params", "log_alpha"}, "td3": {"actor_params", "critic_params"}, "gcbc": {"actor_params"}}[
+        name
+    ]
     assert set(payload) == expected
     assert json.loads((Path(config.run_dir) / "checkpoint" / "config.json").read_text())["agent"] == name
 
@@ -352,14 +368,17 @@ def test_sac_and_td3_learn_a_dense_reward_on_the_open_arena(dense_run):
     env = deepcrl.build.build_task(config)
     evaluate = make_evaluate(env, config.num_eval_envs)
     key = jax.random.PRNGKey(2024)
-    trained, random = jax.device_get(jax.jit(lambda k: (evaluate(deepcrl.load_policy(config.run_dir), k), evaluate(_random_policy, k)))(key))
+    trained, random = jax.device_get(
+        jax.jit(lambda k: (evaluate(deepcrl.load_policy(config.run_dir), k), evaluate(_random_policy, k)))(key)
+    )
     assert float(trained["eval/final_distance"]) < 0.5 * float(random["eval/final_distance"]), (name, trained, random)
     assert float(trained["eval/success"]) >= float(random["eval/success"]) + 0.3, (name, trained, random)
     assert result.history[-1]["replay/reward"] > result.history[0]["replay/reward"]  # the collected data gets closer to the goals
 
 
-@pytest.mark.parametrize("agent, groups", [("crl", ["actor", "phi", "psi"]), ("sac", ["actor", "q (x2)"]),
-                                           ("td3", ["actor", "q (x2)"]), ("gcbc", ["actor"])])
+@pytest.mark.parametrize(
+    "agent, groups", [("crl", ["actor", "phi", "psi"]), ("sac", ["actor", "q (x2)"]), ("td3", ["actor", "q (x2)"]), ("gcbc", ["actor"])]
+)
 def test_dry_run_counts_each_agents_networks(agent, groups):
     from deepcrl.dry_run import plan_run
 

@@ -48,11 +48,26 @@ BAD_TRAIN = {
     "gamma_one": (["--gamma", "1.0"], ["--gamma 1.0"]),
     "unknown_energy": (["--energy", "l3"], ["'l3'"]),
     "batch_larger_than_buffer": (
-        ["--num-envs", "4", "--buffer-size", "100", "--episode-length", "50", "--prefill-steps", "10",
-         "--unroll-length", "10", "--batch-size", "81"], ["--batch-size 81", "80"]
+        [
+            "--num-envs",
+            "4",
+            "--buffer-size",
+            "100",
+            "--episode-length",
+            "50",
+            "--prefill-steps",
+            "10",
+            "--unroll-length",
+            "10",
+            "--batch-size",
+            "81",
+        ],
+        ["--batch-size 81", "80"],
     ),
-    "buffer_smaller_than_episode": (["--buffer-size", "20", "--episode-length", "50", "--prefill-steps", "10",
-                                     "--unroll-length", "10"], ["--buffer-size 20"]),
+    "buffer_smaller_than_episode": (
+        ["--buffer-size", "20", "--episode-length", "50", "--prefill-steps", "10", "--unroll-length", "10"],
+        ["--buffer-size 20"],
+    ),
     "depth_not_an_integer": (["--depth", "abc"], ["--depth", "'abc'"]),
     "seed_not_an_integer": (["--seed", "1.5"], ["--seed", "'1.5'"]),
     "unknown_flag": (["--wings", "2"], ["--wings"]),
@@ -181,8 +196,7 @@ def test_console_script_bad_input(tmp_path):
 @pytest.mark.skipif(DEEPCRL is None, reason="the deepcrl console script is not installed")
 def test_console_script_train_then_eval_json(small_run, tmp_path, capsys):
     # The shared small config (compiled programs come from the session's cache), one epoch only.
-    config = dict(small_run, total_env_steps=small_run["num_envs"] * small_run["unroll_length"], num_evals=1,
-                  tensorboard=False, seed=3)
+    config = dict(small_run, total_env_steps=small_run["num_envs"] * small_run["unroll_length"], num_evals=1, tensorboard=False, seed=3)
     run_dir = tmp_path / "run"
     proc = _run([DEEPCRL, "train", *_flags(config), "--run-dir", str(run_dir)], cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]

@@ -28,16 +28,30 @@ def _write(path: Path, text: str | bytes) -> str:
 
 
 # A small config, so that dry runs are quick; numbers chosen so that num_epochs rounds up.
-SMALL = dict(env="point_open", depth=4, width=32, num_envs=16, unroll_length=25, updates_per_epoch=20,
-             batch_size=128, buffer_size=200, prefill_steps=50, episode_length=50, total_env_steps=10_001)
+SMALL = dict(
+    env="point_open",
+    depth=4,
+    width=32,
+    num_envs=16,
+    unroll_length=25,
+    updates_per_epoch=20,
+    batch_size=128,
+    buffer_size=200,
+    prefill_steps=50,
+    episode_length=50,
+    total_env_steps=10_001,
+)
 
 
 # ------------------------------------------------------------------------------- loading files
 
 
 def test_yaml_and_json_files_load(tmp_path):
-    yml = _write(tmp_path / "run.yaml", "# a comment\nenv: point_open\ndepth: 16\nbatch-size: 128\nactor_lr: 1e-3\n"
-                                        "max_speed: 1\nlayer_norm: false\nlayout: null\nrun_dir: out/x\n")
+    yml = _write(
+        tmp_path / "run.yaml",
+        "# a comment\nenv: point_open\ndepth: 16\nbatch-size: 128\nactor_lr: 1e-3\n"
+        "max_speed: 1\nlayer_norm: false\nlayout: null\nrun_dir: out/x\n",
+    )
     c = load_config_file(yml)
     assert (c.env, c.depth, c.batch_size, c.layer_norm, c.layout, c.run_dir) == ("point_open", 16, 128, False, None, "out/x")
     assert c.actor_lr == 1e-3 and isinstance(c.actor_lr, float)  # YAML 1.2 float, not the string "1e-3"
@@ -51,8 +65,9 @@ def test_yaml_and_json_files_load(tmp_path):
 
 def test_flags_override_file_values(workdir, tmp_path, capsys):
     path = _write(tmp_path / "run.yaml", "\n".join(f"{k}: {v}" for k, v in SMALL.items()) + "\nseed: 5\n")
-    code, out, err = _main(["train", "--config", path, "--dry-run", "--width", "16", "--updates-per-epoch", "10",
-                            "--run-dir", str(tmp_path / "run")], capsys)
+    code, out, err = _main(
+        ["train", "--config", path, "--dry-run", "--width", "16", "--updates-per-epoch", "10", "--run-dir", str(tmp_path / "run")], capsys
+    )
     assert code == 0, err
     rows = dry_run_rows(out)
     # width 16 from the flag (the file says 32), depth 4 from the file (the default is 8).
@@ -99,13 +114,16 @@ def test_bad_config_files(case, workdir, tmp_path, capsys):
     assert out == "" and not run_dir.exists() and list(workdir.iterdir()) == []
 
 
-@pytest.mark.parametrize("argv,names", [
-    (["--config", "/definitely/not/here.yaml"], ["/definitely/not/here.yaml", "does not exist"]),
-    (["--config"], ["--config", "FILE"]),
-    (["--config", "--dry-run"], ["--config", "FILE"]),
-    (["--config="], ["--config", "FILE"]),
-    (["--config", "a.yaml", "--config", "b.yaml"], ["--config", "twice"]),
-])
+@pytest.mark.parametrize(
+    "argv,names",
+    [
+        (["--config", "/definitely/not/here.yaml"], ["/definitely/not/here.yaml", "does not exist"]),
+        (["--config"], ["--config", "FILE"]),
+        (["--config", "--dry-run"], ["--config", "FILE"]),
+        (["--config="], ["--config", "FILE"]),
+        (["--config", "a.yaml", "--config", "b.yaml"], ["--config", "twice"]),
+    ],
+)
 def test_bad_config_flag(argv, names, workdir, tmp_path, capsys):
     code, out, err = _main(["train", *argv, "--run-dir", str(tmp_path / "run")], capsys)
     _assert_one_error_line(code, err, *names)
@@ -172,11 +190,10 @@ def test_dry_run_with_a_config_file_writes_nothing(workdir, tmp_path, capsys):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cwd", "run.json"] and list(workdir.iterdir()) == []
 
 
-@pytest.mark.parametrize("flags,names", [
-    (["--depth", "6"], ["--depth 6"]),
-    (["--batch-size", "abc"], ["--batch-size", "'abc'"]),
-    (["--env", "point_moon"], ["'point_moon'"]),
-])
+@pytest.mark.parametrize(
+    "flags,names",
+    [(["--depth", "6"], ["--depth 6"]), (["--batch-size", "abc"], ["--batch-size", "'abc'"]), (["--env", "point_moon"], ["'point_moon'"])],
+)
 def test_dry_run_with_a_bad_value_exits_2(flags, names, workdir, tmp_path, capsys):
     run_dir = tmp_path / "run"
     code, out, err = _main(["train", "--dry-run", *flags, "--run-dir", str(run_dir)], capsys)
@@ -205,8 +222,10 @@ def test_analytic_flops_match_xla_cost_analysis():
     b = config.batch_size
     f32 = jnp.float32
     batch = replay.Batch(
-        obs=jax.ShapeDtypeStruct((b, env.state_size), f32), action=jax.ShapeDtypeStruct((b, env.action_size), f32),
-        goal=jax.ShapeDtypeStruct((b, env.goal_size), f32), offset=jax.ShapeDtypeStruct((b,), jnp.int32),
+        obs=jax.ShapeDtypeStruct((b, env.state_size), f32),
+        action=jax.ShapeDtypeStruct((b, env.action_size), f32),
+        goal=jax.ShapeDtypeStruct((b, env.goal_size), f32),
+        offset=jax.ShapeDtypeStruct((b,), jnp.int32),
     )
     key = jax.eval_shape(lambda: jax.random.PRNGKey(0))
     cost = jax.jit(agent.update).lower(state, batch, key).compile().cost_analysis()

@@ -17,9 +17,23 @@ from deepcrl.build import build_task_and_agent as build_agent
 from deepcrl.programs import Trainer
 
 DEEP = Config(
-    env="point_open", critic_depth=1024, actor_depth=512, width=16, repr_dim=16, num_envs=8, unroll_length=10,
-    updates_per_epoch=3, batch_size=16, buffer_size=100, prefill_steps=20, episode_length=50,
-    total_env_steps=160, num_evals=1, num_eval_envs=4, progress=False, tensorboard=False,
+    env="point_open",
+    critic_depth=1024,
+    actor_depth=512,
+    width=16,
+    repr_dim=16,
+    num_envs=8,
+    unroll_length=10,
+    updates_per_epoch=3,
+    batch_size=16,
+    buffer_size=100,
+    prefill_steps=20,
+    episode_length=50,
+    total_env_steps=160,
+    num_evals=1,
+    num_eval_envs=4,
+    progress=False,
+    tensorboard=False,
 )
 
 
@@ -50,8 +64,10 @@ def _batch(rows: int = 16) -> Batch:
 
 
 def _rel_diff(a, b) -> float:
-    return max(float(np.max(np.abs(np.asarray(x) - np.asarray(y))) / (np.max(np.abs(np.asarray(y))) + 1e-12))
-               for x, y in zip(jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b), strict=True))
+    return max(
+        float(np.max(np.abs(np.asarray(x) - np.asarray(y))) / (np.max(np.abs(np.asarray(y))) + 1e-12))
+        for x, y in zip(jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b), strict=True)
+    )
 
 
 def test_remat_gives_the_same_gradients_and_update():

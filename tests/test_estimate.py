@@ -24,11 +24,14 @@ def _nbytes(tree) -> int:
     return int(sum(math.prod(x.shape) * x.dtype.itemsize for x in jax.tree_util.tree_leaves(tree)))
 
 
-@pytest.mark.parametrize("depth,remat", [
-    (8, False),  # the default layout at depth <= 16: unrolled
-    (32, False),  # rolled scan, the networks' default residual policy
-    (32, True),  # rolled scan, remat
-])
+@pytest.mark.parametrize(
+    "depth,remat",
+    [
+        (8, False),  # the default layout at depth <= 16: unrolled
+        (32, False),  # rolled scan, the networks' default residual policy
+        (32, True),  # rolled scan, remat
+    ],
+)
 def test_estimate_is_within_a_factor_of_xla(depth, remat):
     config = Config(env="point_open", depth=depth, width=64, batch_size=128, remat=remat)
     env, agent = build_agent(config)
@@ -43,8 +46,7 @@ def test_estimate_is_within_a_factor_of_xla(depth, remat):
 
 
 def test_state_and_buffer_bytes_are_exact():
-    config = Config(env="point_open", depth=8, width=48, actor_width=32, num_envs=64, buffer_size=300,
-                    prefill_steps=50, episode_length=50)
+    config = Config(env="point_open", depth=8, width=48, actor_width=32, num_envs=64, buffer_size=300, prefill_steps=50, episode_length=50)
     env, agent = build_agent(config)
     s, g, a = env.state_size, env.goal_size, env.action_size
     state = jax.eval_shape(agent.init, jax.random.PRNGKey(0))
@@ -90,8 +92,7 @@ def test_devices_divide_rows_and_envs_not_parameters_and_seeds_multiply():
     assert four.logits_bytes != estimate.logits_bytes(c1, rows=128, batch=128)
     # Seeds multiply everything.
     two = estimate.estimate_memory(dataclasses.replace(c1, num_devices=4, num_seeds=2), s, g, a)
-    for name in ("param_bytes", "optimizer_bytes", "gradient_bytes", "buffer_bytes", "activation_bytes",
-                 "activation_bytes_other_remat"):
+    for name in ("param_bytes", "optimizer_bytes", "gradient_bytes", "buffer_bytes", "activation_bytes", "activation_bytes_other_remat"):
         assert getattr(two, name) == 2 * getattr(four, name), name
     assert two.total_bytes == 2 * four.total_bytes
     # num_devices 0: every device JAX sees.
@@ -105,22 +106,54 @@ def test_bfloat16_halves_the_saved_matmul_outputs_only():
     assert bf16["working"] == f32["working"] and bf16["logits"] == f32["logits"]
     if estimate.critic_policy(c) == "dots":  # matmul outputs are what the rolled scan keeps
         assert 0.5 * f32["saved"] < bf16["saved"] < 0.7 * f32["saved"]
-    assert estimate.activation_bytes(dataclasses.replace(c, matmul_dtype="bfloat16"), remat=True) == \
-        estimate.activation_bytes(c, remat=True)  # remat keeps float32 block inputs
+    assert estimate.activation_bytes(dataclasses.replace(c, matmul_dtype="bfloat16"), remat=True) == estimate.activation_bytes(
+        c, remat=True
+    )  # remat keeps float32 block inputs
 
 
 def test_dry_run_shows_memory_per_device_and_writes_nothing(workdir, tmp_path, capsys):
     from cli_helpers import run_main
 
-    flags = ["--env", "point_open", "--depth", "32", "--width", "32", "--num-envs", "16", "--batch-size", "128",
-             "--buffer-size", "200", "--prefill-steps", "50", "--episode-length", "50", "--num-devices", "4",
-             "--num-seeds", "2", "--run-dir", str(tmp_path / "run")]
+    flags = [
+        "--env",
+        "point_open",
+        "--depth",
+        "32",
+        "--width",
+        "32",
+        "--num-envs",
+        "16",
+        "--batch-size",
+        "128",
+        "--buffer-size",
+        "200",
+        "--prefill-steps",
+        "50",
+        "--episode-length",
+        "50",
+        "--num-devices",
+        "4",
+        "--num-seeds",
+        "2",
+        "--run-dir",
+        str(tmp_path / "run"),
+    ]
     code, out, err = run_main(["train", "--dry-run", *flags], capsys)
     assert code == 0, err
     assert list(workdir.iterdir()) == [] and not (tmp_path / "run").exists()
     rows = dry_run_rows(out)
-    config = Config(env="point_open", depth=32, width=32, num_envs=16, batch_size=128, buffer_size=200,
-                    prefill_steps=50, episode_length=50, num_devices=4, num_seeds=2)
+    config = Config(
+        env="point_open",
+        depth=32,
+        width=32,
+        num_envs=16,
+        batch_size=128,
+        buffer_size=200,
+        prefill_steps=50,
+        episode_length=50,
+        num_devices=4,
+        num_seeds=2,
+    )
     m = estimate.estimate_memory(config, 4, 2, 2)
     fb = estimate.format_bytes
     # A plan for more devices than this machine has is allowed, and says so.
@@ -129,8 +162,9 @@ def test_dry_run_shows_memory_per_device_and_writes_nothing(workdir, tmp_path, c
     assert rows["buffer memory per device"] == fb(m.buffer_bytes)
     assert rows["params + optimizer per device"].startswith(fb(m.state_bytes))
     assert rows["gradients per update"] == fb(m.gradient_bytes)
-    assert rows["activations per update"].startswith(f"{fb(m.activation_bytes)} (remat off; with remat on: "
-                                                     f"{fb(m.activation_bytes_other_remat)}")
+    assert rows["activations per update"].startswith(
+        f"{fb(m.activation_bytes)} (remat off; with remat on: {fb(m.activation_bytes_other_remat)}"
+    )
     assert m.activation_bytes_other_remat < m.activation_bytes  # depth 32 is rolled: remat pays
     assert rows["memory per device (estimate)"].startswith(fb(m.total_bytes))
     # The dry run's own buffer row is the whole buffer of one seed; per device it is 1/4 of that, x 2 seeds.

@@ -58,19 +58,33 @@ scalars = st.one_of(
     st.floats(allow_nan=True, allow_infinity=True),
     st.sampled_from([0.0, 0.5, 0.99, 1.0, 3e-4, -1.0, float("nan"), float("inf")]),
     st.text(max_size=12),
-    st.sampled_from(["point_open", "point", "point_u_maze", "u_maze", "maze:", "maze:/nonexistent", "swish",
-                     "relu", "l2", "dot", "cosine", "fwd_infonce", "binary_nce", "free", "start_cells", "goal_cells"]),
+    st.sampled_from(
+        [
+            "point_open",
+            "point",
+            "point_u_maze",
+            "u_maze",
+            "maze:",
+            "maze:/nonexistent",
+            "swish",
+            "relu",
+            "l2",
+            "dot",
+            "cosine",
+            "fwd_infonce",
+            "binary_nce",
+            "free",
+            "start_cells",
+            "goal_cells",
+        ]
+    ),
 )
 values = st.recursive(
     scalars,
     lambda children: st.one_of(st.lists(children, max_size=3), st.dictionaries(st.text(max_size=5), children, max_size=3)),
     max_leaves=6,
 )
-keys = st.one_of(
-    st.sampled_from(FIELDS),
-    st.sampled_from([name.replace("_", "-") for name in FIELDS if "_" in name]),
-    st.text(max_size=10),
-)
+keys = st.one_of(st.sampled_from(FIELDS), st.sampled_from([name.replace("_", "-") for name in FIELDS if "_" in name]), st.text(max_size=10))
 
 
 @st.composite
@@ -184,13 +198,16 @@ YAML_ALPHABET = "abcdepthwi_- :,.#&*!|>'\"%@`[]{}?0123456789e+\n\t"
 
 
 @FAST
-@given(st.one_of(
-    st.builds(_yaml_dump, st.one_of(config_dicts(), values)),
-    st.text(alphabet=YAML_ALPHABET, max_size=60),
-    st.text(max_size=40),  # arbitrary unicode
-    st.lists(st.tuples(keys, st.text(alphabet=YAML_ALPHABET, max_size=10)), max_size=4).map(
-        lambda kv: "".join(f"{k}: {v}\n" for k, v in kv)),
-))
+@given(
+    st.one_of(
+        st.builds(_yaml_dump, st.one_of(config_dicts(), values)),
+        st.text(alphabet=YAML_ALPHABET, max_size=60),
+        st.text(max_size=40),  # arbitrary unicode
+        st.lists(st.tuples(keys, st.text(alphabet=YAML_ALPHABET, max_size=10)), max_size=4).map(
+            lambda kv: "".join(f"{k}: {v}\n" for k, v in kv)
+        ),
+    )
+)
 def test_yaml_texts_load_or_raise_config_error(folder, text):
     _load_file(folder, "fuzz.yaml", text.encode("utf-8", "surrogatepass"))
 
@@ -204,7 +221,8 @@ def test_config_files_of_random_bytes_load_or_raise_config_error(folder, content
 def test_yaml_bombs_and_deep_nesting_raise_config_error(folder):
     # Aliases are shared, not copied, so a "billion laughs" file loads fast and is then rejected by type.
     bomb = "a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
-        f"{c}: &{c} [*{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}]\n" for p, c in zip("abcdefgh", "bcdefghi"))
+        f"{c}: &{c} [*{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}]\n" for p, c in zip("abcdefgh", "bcdefghi")
+    )
     assert _load_file(folder, "bomb.yaml", bomb.encode()) is None
     assert _load_file(folder, "deep.json", ("[" * 100_000 + "]" * 100_000).encode()) is None
     assert _load_file(folder, "deep.yaml", ("[" * 5_000 + "]" * 5_000).encode()) is None
@@ -218,8 +236,7 @@ ODD_BREAKS_AND_SPACES = "\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029\u00a0\u3000\ufef
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.text(alphabet=st.one_of(st.sampled_from(MAZE_CHARS), st.sampled_from(ODD_BREAKS_AND_SPACES), st.characters()),
-               max_size=80))
+@given(st.text(alphabet=st.one_of(st.sampled_from(MAZE_CHARS), st.sampled_from(ODD_BREAKS_AND_SPACES), st.characters()), max_size=80))
 def test_maze_parser_on_unicode_loads_or_raises_config_error(text):
     layout = _loads_or_config_error(parse_layout, text, "fuzz")
     if layout is not None:

@@ -36,7 +36,7 @@ def u_maze():
     def run(key):
         k_reset, k_steps = jax.random.split(key)
         states = jax.vmap(env.reset)(jax.random.split(k_reset, NUM_ENVS))
-        shove = jnp.zeros((NUM_ENVS, 2)).at[NUM_ENVS - len(SHOVES):].set(SHOVES)
+        shove = jnp.zeros((NUM_ENVS, 2)).at[NUM_ENVS - len(SHOVES) :].set(SHOVES)
         qvel = states.physics.qvel.at[:, :2].add(shove)
         pushed = states.replace(physics=states.physics.replace(qvel=qvel))
         act = jnp.ones((NUM_ENVS, 1)).at[jnp.array(ZERO)].set(0.0)
@@ -52,8 +52,9 @@ def u_maze():
         goals = jnp.concatenate([torso, far])
         twice = jax.tree_util.tree_map(lambda x: jnp.concatenate([x, x]), states).replace(goal=goals)
         checked = jax.vmap(env.step)(twice, jnp.zeros((2 * NUM_ENVS, env.action_size)))
-        return dict(obs=obs, goal=goal, terminated=terminated, reset_obs=states.obs,
-                    reset_goal=states.goal, checked_success=checked.success)
+        return dict(
+            obs=obs, goal=goal, terminated=terminated, reset_obs=states.obs, reset_goal=states.goal, checked_success=checked.success
+        )
 
     out = jax.jit(run)(jax.random.PRNGKey(0))
     return env, {k: np.asarray(v) for k, v in out.items()}

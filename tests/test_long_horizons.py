@@ -12,29 +12,37 @@ from deepcrl.build import validate
 from deepcrl.evaluate import evaluation_policy
 
 
-@pytest.mark.parametrize("overrides, message", [
-    (dict(eval_action_samples=-1), "eval_action_samples=-1 is not allowed; use 0"),
-    (dict(explore_action_samples=-2), "explore_action_samples=-2 is not allowed; use 0"),
-    (dict(agent="gcbc", eval_action_samples=8), "eval_action_samples=8 is not allowed with --agent gcbc"),
-    (dict(agent="td3", explore_action_samples=2), "explore_action_samples=2 is not allowed with --agent td3"),
-    (dict(agent="crl", preactivation_penalty=1.0), "preactivation_penalty=1.0 is not allowed with --agent crl"),
-    (dict(agent="td3", preactivation_penalty=-1.0), "preactivation_penalty=-1.0 is not allowed; it must be a number >= 0"),
-])
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        (dict(eval_action_samples=-1), "eval_action_samples=-1 is not allowed; use 0"),
+        (dict(explore_action_samples=-2), "explore_action_samples=-2 is not allowed; use 0"),
+        (dict(agent="gcbc", eval_action_samples=8), "eval_action_samples=8 is not allowed with --agent gcbc"),
+        (dict(agent="td3", explore_action_samples=2), "explore_action_samples=2 is not allowed with --agent td3"),
+        (dict(agent="crl", preactivation_penalty=1.0), "preactivation_penalty=1.0 is not allowed with --agent crl"),
+        (dict(agent="td3", preactivation_penalty=-1.0), "preactivation_penalty=-1.0 is not allowed; it must be a number >= 0"),
+    ],
+)
 def test_settings_are_checked(overrides, message):
     with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
         validate(Config(**overrides))
 
 
 def test_allowed_settings_validate():
-    for overrides in (dict(eval_action_samples=16, explore_action_samples=4), dict(agent="sac", eval_action_samples=4),
-                      dict(agent="gcbc", eval_action_samples=1, chain_goals=True), dict(agent="td3", preactivation_penalty=1.0)):
+    for overrides in (
+        dict(eval_action_samples=16, explore_action_samples=4),
+        dict(agent="sac", eval_action_samples=4),
+        dict(agent="gcbc", eval_action_samples=1, chain_goals=True),
+        dict(agent="td3", preactivation_penalty=1.0),
+    ):
         validate(Config(**overrides))
 
 
 @pytest.fixture(scope="module")
 def best_of_k_trainer(small_run):
-    config = Config(**dict(small_run, explore_action_samples=4, eval_action_samples=4, chain_goals=True,
-                           total_env_steps=16 * 25 * 2, tensorboard=False))
+    config = Config(
+        **dict(small_run, explore_action_samples=4, eval_action_samples=4, chain_goals=True, total_env_steps=16 * 25 * 2, tensorboard=False)
+    )
     return Trainer(config)
 
 

@@ -6,13 +6,7 @@ import numpy as np
 import pytest
 
 from deepcrl.errors import ConfigError
-from deepcrl.losses import (
-    ENERGY_NAMES,
-    LOSS_NAMES,
-    contrastive_loss,
-    energy_matrix,
-    pairwise_energy,
-)
+from deepcrl.losses import ENERGY_NAMES, LOSS_NAMES, contrastive_loss, energy_matrix, pairwise_energy
 
 RTOL = 1e-5
 ATOL = 1e-5
@@ -199,8 +193,12 @@ def test_loss_is_jittable():
     fn = jax.jit(lambda a, b: contrastive_loss(energy_matrix("l2", a, b), "sym_infonce"))
     total, metrics = fn(jnp.asarray(x, jnp.float32), jnp.asarray(y, jnp.float32))
     assert np.isfinite(float(total)) and set(metrics) == {
-        "critic/loss_contrastive", "critic/loss_logsumexp", "critic/accuracy",
-        "critic/logits_pos", "critic/logits_neg", "critic/logsumexp",
+        "critic/loss_contrastive",
+        "critic/loss_logsumexp",
+        "critic/accuracy",
+        "critic/logits_pos",
+        "critic/logits_neg",
+        "critic/logsumexp",
     }
 
 

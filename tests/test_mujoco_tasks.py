@@ -87,9 +87,11 @@ def test_ant_never_ends_inside_a_wall(name):
     r = probe(name)
     xy = r["obs"][..., :2]
     assert not maze.in_wall(env.layout, env.cell_size, xy).any()
+
     # starts are in the start cells, training goals in goal cells, evaluation goals in the far goal cells
     def cells(points):
         return {(int(y // env.cell_size), int(x // env.cell_size)) for x, y in points.reshape(-1, 2)}
+
     assert cells(r["reset_obs"][:, :2]) <= set(env.layout.start_cells)
     assert cells(r["reset_goal"]) <= set(env.layout.goal_cells)
     assert cells(r["eval_goal"]) <= set(env.layout.eval_goal_cells)

@@ -159,8 +159,17 @@ def rolled_reference():
 
 @pytest.mark.parametrize(
     "unroll,remat,saves",
-    [(True, False, "all"), (1, True, "all"), (True, True, "all"), (2, False, "all"),
-     (1, False, "dots"), (True, False, "dots"), (2, False, "dots"), (1, True, "dots"), (1, False, "auto")],
+    [
+        (True, False, "all"),
+        (1, True, "all"),
+        (True, True, "all"),
+        (2, False, "all"),
+        (1, False, "dots"),
+        (True, False, "dots"),
+        (2, False, "dots"),
+        (1, True, "dots"),
+        (1, False, "auto"),
+    ],
 )
 def test_unroll_remat_and_saves_same_outputs_and_grads(rolled_reference, unroll, remat, saves):
     x, params, (out0, v0, g0) = rolled_reference
@@ -183,8 +192,10 @@ def test_backward_saves_default_is_auto():
     assert BACKWARD_SAVES == ("auto", "dots", "all")
 
 
-@pytest.mark.parametrize("depth,unroll,expected", [(64, 1, "dots"), (64, 16, "all"), (64, True, "all"), (64, 4, "dots"),
-                                                   (12, 2, "dots"), (4, 1, "all"), (8, 3, "all")])
+@pytest.mark.parametrize(
+    "depth,unroll,expected",
+    [(64, 1, "dots"), (64, 16, "all"), (64, True, "all"), (64, 4, "dots"), (12, 2, "dots"), (4, 1, "all"), (8, 3, "all")],
+)
 def test_resolve_backward_saves_auto(depth, unroll, expected):
     assert resolve_backward_saves("auto", depth, unroll) == expected
     assert resolve_backward_saves("all", depth, unroll) == "all"
@@ -260,9 +271,7 @@ def test_depth_256_finite_nonzero_gradients():
 # ------------------------------------------------------------------ ablation variants
 
 
-@pytest.mark.parametrize(
-    "variant", [dict(residual=False), dict(layer_norm=False), dict(activation="relu")]
-)
+@pytest.mark.parametrize("variant", [dict(residual=False), dict(layer_norm=False), dict(activation="relu")])
 def test_variants_run_and_change_output(variant):
     x = _x()
     kwargs = dict(out_size=3, width=16, depth=8)
@@ -296,8 +305,12 @@ def test_unknown_activation_in_module_raises():
 
 
 def test_network_settings_accept_good():
-    for overrides in (dict(width=256, depth=4), dict(width=1, depth=1024, activation="relu"),
-                      dict(width=32, depth=8, network_unroll=2), dict(width=32, depth=8, network_unroll=4)):
+    for overrides in (
+        dict(width=256, depth=4),
+        dict(width=1, depth=1024, activation="relu"),
+        dict(width=32, depth=8, network_unroll=2),
+        dict(width=32, depth=8, network_unroll=4),
+    ):
         validate(Config(**overrides))
 
 

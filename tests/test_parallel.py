@@ -86,10 +86,38 @@ def test_environments_and_batch_must_split_evenly():
 
 
 TINY_ARGS = [
-    "--env", "point_open", "--num-envs", "8", "--unroll-length", "10", "--updates-per-epoch", "4",
-    "--batch-size", "16", "--buffer-size", "100", "--prefill-steps", "20", "--episode-length", "20",
-    "--total-env-steps", "480", "--num-evals", "2", "--num-eval-envs", "8", "--depth", "4", "--width", "16",
-    "--repr-dim", "8", "--no-progress", "--no-tensorboard", "--checkpoint-every", "3",
+    "--env",
+    "point_open",
+    "--num-envs",
+    "8",
+    "--unroll-length",
+    "10",
+    "--updates-per-epoch",
+    "4",
+    "--batch-size",
+    "16",
+    "--buffer-size",
+    "100",
+    "--prefill-steps",
+    "20",
+    "--episode-length",
+    "20",
+    "--total-env-steps",
+    "480",
+    "--num-evals",
+    "2",
+    "--num-eval-envs",
+    "8",
+    "--depth",
+    "4",
+    "--width",
+    "16",
+    "--repr-dim",
+    "8",
+    "--no-progress",
+    "--no-tensorboard",
+    "--checkpoint-every",
+    "3",
 ]
 
 
@@ -111,8 +139,13 @@ def _two_processes(argv: list[str], base: dict) -> list[tuple[str, str]]:
     """Run `python -m deepcrl.cli ARGV` as processes 0 and 1 of one jax.distributed run; their (stdout, stderr)."""
     port = _free_port()
     procs = [
-        subprocess.Popen([sys.executable, "-m", "deepcrl.cli", *argv], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                         env=dict(base, JAX_COORDINATOR_ADDRESS=f"localhost:{port}", JAX_NUM_PROCESSES="2", JAX_PROCESS_ID=str(i)))
+        subprocess.Popen(
+            [sys.executable, "-m", "deepcrl.cli", *argv],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=dict(base, JAX_COORDINATOR_ADDRESS=f"localhost:{port}", JAX_NUM_PROCESSES="2", JAX_PROCESS_ID=str(i)),
+        )
         for i in range(2)
     ]
     outs = [p.communicate(timeout=900) for p in procs]
@@ -129,9 +162,13 @@ def test_two_processes_run_exactly_the_program_of_two_local_devices_and_resume(t
 
     base = dict(os.environ, JAX_PLATFORMS="cpu")
     train = ["train", *TINY_ARGS, "--num-devices", "2"]
-    local = subprocess.run([sys.executable, "-m", "deepcrl.cli", *train, "--run-dir", str(tmp_path / "local")],
-                           capture_output=True, text=True, timeout=900,
-                           env=dict(base, XLA_FLAGS="--xla_force_host_platform_device_count=2"))
+    local = subprocess.run(
+        [sys.executable, "-m", "deepcrl.cli", *train, "--run-dir", str(tmp_path / "local")],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        env=dict(base, XLA_FLAGS="--xla_force_host_platform_device_count=2"),
+    )
     assert local.returncode == 0, local.stderr[-3000:]
 
     outs = _two_processes([*train, "--run-dir", str(tmp_path / "multi")], base)

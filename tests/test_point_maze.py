@@ -12,16 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from deepcrl.envs import (
-    LAYOUT_NAMES,
-    Env,
-    EnvState,
-    PointMaze,
-    get_layout,
-    make_env,
-    parse_layout,
-    step_autoreset,
-)
+from deepcrl.envs import LAYOUT_NAMES, Env, EnvState, PointMaze, get_layout, make_env, parse_layout, step_autoreset
 from deepcrl.errors import ConfigError
 
 # A maze without a border: cells outside the grid count as walls.
@@ -150,9 +141,7 @@ def test_walls_are_never_crossed(layout_name, cell_size, radius, max_speed):
 
 
 _SLIDE_ENV = PointMaze(get_layout("u_maze"), radius=0.2, max_speed=0.5999, episode_length=10_000)
-_SLIDE_STEP = jax.jit(
-    lambda pos, a: _SLIDE_ENV.step(place(_SLIDE_ENV, _SLIDE_ENV.reset(jax.random.PRNGKey(0)), pos), a)
-)
+_SLIDE_STEP = jax.jit(lambda pos, a: _SLIDE_ENV.step(place(_SLIDE_ENV, _SLIDE_ENV.reset(jax.random.PRNGKey(0)), pos), a))
 
 
 @settings(max_examples=150, deadline=None)

@@ -23,10 +23,7 @@ reacher_group = pytest.mark.xdist_group("reacher")
 pusher_group = pytest.mark.xdist_group("pusher")
 
 # name -> (state, goal, action, threshold, episode length, goal indices)
-SIZES = {
-    "reacher": (10, 2, 2, 0.05, 1000, (4, 5)),
-    "pusher": (19, 2, 7, 0.1, 1000, (10, 11)),
-}
+SIZES = {"reacher": (10, 2, 2, 0.05, 1000, (4, 5)), "pusher": (19, 2, 7, 0.1, 1000, (10, 11))}
 
 
 def _check_probe(name: str):

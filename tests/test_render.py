@@ -50,8 +50,7 @@ def _flags(config: dict) -> list[str]:
 @pytest.fixture(scope="module")
 def trained_run(tmp_path_factory) -> Path:
     """A one-epoch run of the shared small config (its programs come from the session's compile cache)."""
-    config = dict(SMALL_RUN, total_env_steps=SMALL_RUN["num_envs"] * SMALL_RUN["unroll_length"], num_evals=1,
-                  tensorboard=False, seed=3)
+    config = dict(SMALL_RUN, total_env_steps=SMALL_RUN["num_envs"] * SMALL_RUN["unroll_length"], num_evals=1, tensorboard=False, seed=3)
     run_dir = tmp_path_factory.mktemp("render") / "run"
     with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()) as err:
         code = cli.main(["train", *_flags(config), "--run-dir", str(run_dir)])
@@ -92,8 +91,25 @@ def _magenta(frames: np.ndarray) -> np.ndarray:
 @pytest.mark.xdist_group("render_point_run")
 def test_cli_render_point_run(trained_run, tmp_path, capsys):
     out = tmp_path / "videos" / "eval"
-    code, stdout, err = run_main(["render", str(trained_run), "--episodes", "2", "--max-steps", str(STEPS), "--width", str(SIZE),
-                                  "--height", str(SIZE), "--fps", "10", "--out", str(out)], capsys)
+    code, stdout, err = run_main(
+        [
+            "render",
+            str(trained_run),
+            "--episodes",
+            "2",
+            "--max-steps",
+            str(STEPS),
+            "--width",
+            str(SIZE),
+            "--height",
+            str(SIZE),
+            "--fps",
+            "10",
+            "--out",
+            str(out),
+        ],
+        capsys,
+    )
     assert code == 0, err
     mp4, gif = out.with_suffix(".mp4"), out.with_suffix(".gif")
     assert str(mp4) in stdout and str(gif) in stdout
@@ -115,8 +131,9 @@ def test_cli_render_point_run(trained_run, tmp_path, capsys):
 @pytest.mark.xdist_group("render_point_run")
 def test_cli_render_default_out_and_one_format(trained_run, capsys):
     videos = trained_run / "videos"
-    code, stdout, err = run_main(["render", str(trained_run), "--episodes", "1", "--max-steps", "5", "--width", "64",
-                                  "--height", "48", "--format", "mp4"], capsys)
+    code, stdout, err = run_main(
+        ["render", str(trained_run), "--episodes", "1", "--max-steps", "5", "--width", "64", "--height", "48", "--format", "mp4"], capsys
+    )
     assert code == 0, err
     assert _files(videos) == ["eval.mp4"]
     assert str(videos / "eval.mp4") in stdout
@@ -249,7 +266,7 @@ def _moving_square(n: int, size: int = 480):
         frame = np.zeros((size, size, 3), np.uint8)
         frame[:, :, 2] = 60
         x = 10 + 4 * i
-        frame[100:140, x:x + 40] = (250, 200, 0)
+        frame[100:140, x : x + 40] = (250, 200, 0)
         yield frame
 
 
@@ -329,6 +346,7 @@ def test_no_gl_backend_is_one_line(monkeypatch):
 
 def test_cli_backend_error_exit(monkeypatch, capsys):
     """A RenderBackendError (a RunError) from the command line: one line, exit code 1."""
+
     def no_gl(*args, **kwargs):
         raise render.RenderBackendError("no OpenGL backend for MuJoCo rendering works here; install libegl1")
 

@@ -32,7 +32,9 @@ def _chunk(ts: np.ndarray, episode_ids: np.ndarray) -> replay.Transition:
     action = (t * 100 + env)[..., None].astype(np.float32)
     next_achieved = np.stack([t + 1, episode_ids], -1).astype(np.float32)
     return replay.Transition(
-        obs=jnp.asarray(obs), action=jnp.asarray(action), next_achieved=jnp.asarray(next_achieved),
+        obs=jnp.asarray(obs),
+        action=jnp.asarray(action),
+        next_achieved=jnp.asarray(next_achieved),
         episode_id=jnp.asarray(episode_ids, jnp.int32),
     )
 
@@ -111,7 +113,7 @@ def _build_ring(capacity: int, schedules: list[list[int]], chunk_sizes: list[int
     buf = replay.init_buffer(capacity, num_envs, STATE, ACTION, GOAL)
     start = 0
     for size in chunk_sizes:
-        buf = _insert(buf, _chunk(np.arange(start, start + size), ids[start:start + size]))
+        buf = _insert(buf, _chunk(np.arange(start, start + size), ids[start : start + size]))
         start += size
     return buf, total
 
@@ -153,12 +155,7 @@ def test_relabelled_goals_stay_in_their_episode_across_wraparound():
     capacity = 16
     # 4 envs x 29 steps: the oldest 13 steps are overwritten, some episodes are cut at the old end,
     # some straddle the physical end of the ring, episodes of length 1 sit next to long ones.
-    schedules = [
-        [5, 3, 7, 1, 9, 2, 30],
-        [1, 1, 1, 20, 1, 1, 2, 30],
-        [29],
-        [14, 4, 4, 1, 5, 30],
-    ]
+    schedules = [[5, 3, 7, 1, 9, 2, 30], [1, 1, 1, 20, 1, 1, 2, 30], [29], [14, 4, 4, 1, 5, 30]]
     buf, total = _build_ring(capacity, schedules, [6, 5, 9, 3, 6])
     assert int(buf.count) == capacity and int(buf.insert_pos) == total % capacity
     facts = [_check_batch(_sample(buf, jax.random.PRNGKey(i), 512, 0.9), buf, total) for i in range(6)]

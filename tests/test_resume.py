@@ -27,8 +27,19 @@ from deepcrl.programs import Trainer
 from deepcrl.config_files import load_config_file
 
 TINY_SETTINGS = dict(
-    env="point_open", width=16, depth=4, num_envs=8, unroll_length=10, updates_per_epoch=4, batch_size=16,
-    buffer_size=200, prefill_steps=20, episode_length=50, total_env_steps=24000, num_evals=15, num_eval_envs=8,
+    env="point_open",
+    width=16,
+    depth=4,
+    num_envs=8,
+    unroll_length=10,
+    updates_per_epoch=4,
+    batch_size=16,
+    buffer_size=200,
+    prefill_steps=20,
+    episode_length=50,
+    total_env_steps=24000,
+    num_evals=15,
+    num_eval_envs=8,
     checkpoint_every=5,
 )  # 300 epochs of 80 env steps: long in epochs (easy to interrupt), a few seconds in time
 

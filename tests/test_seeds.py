@@ -21,15 +21,32 @@ from deepcrl.metrics import metric_columns
 from deepcrl.programs import run_keys
 
 TINY = dict(
-    env="point_open", num_envs=8, unroll_length=10, updates_per_epoch=5, batch_size=32, buffer_size=100,
-    prefill_steps=20, episode_length=20, total_env_steps=8 * 10 * 6, num_evals=2, num_eval_envs=16,
-    depth=4, width=16, repr_dim=8, progress=False, tensorboard=False, checkpoint_every=3, seed=5,
+    env="point_open",
+    num_envs=8,
+    unroll_length=10,
+    updates_per_epoch=5,
+    batch_size=32,
+    buffer_size=100,
+    prefill_steps=20,
+    episode_length=20,
+    total_env_steps=8 * 10 * 6,
+    num_evals=2,
+    num_eval_envs=16,
+    depth=4,
+    width=16,
+    repr_dim=8,
+    progress=False,
+    tensorboard=False,
+    checkpoint_every=3,
+    seed=5,
 )
 
 
 def _max_abs_diff(a, b) -> float:
-    return max(float(np.max(np.abs(np.asarray(x, np.float64) - np.asarray(y, np.float64))))
-               for x, y in zip(jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b), strict=True))
+    return max(
+        float(np.max(np.abs(np.asarray(x, np.float64) - np.asarray(y, np.float64))))
+        for x, y in zip(jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b), strict=True)
+    )
 
 
 def test_each_seed_of_a_vmapped_run_equals_the_single_run_with_that_seed():
@@ -55,8 +72,13 @@ def test_each_seed_of_a_vmapped_run_equals_the_single_run_with_that_seed():
         assert _max_abs_diff(mine.agent.actor_params, one.agent.actor_params) < 1e-4
         assert abs(float(metrics["critic/loss"][i]) - float(one_metrics["critic/loss"])) < 1e-4
     # The seeds are different runs.
-    assert _max_abs_diff(jax.tree_util.tree_map(lambda x: x[0], state.agent.critic_params),
-                         jax.tree_util.tree_map(lambda x: x[1], state.agent.critic_params)) > 1e-2
+    assert (
+        _max_abs_diff(
+            jax.tree_util.tree_map(lambda x: x[0], state.agent.critic_params),
+            jax.tree_util.tree_map(lambda x: x[1], state.agent.critic_params),
+        )
+        > 1e-2
+    )
 
 
 def test_metric_columns_give_mean_standard_error_and_each_seed():

@@ -12,11 +12,14 @@ from deepcrl.agents.crl import CRL, CRLConfig
 from deepcrl.analysis import rankdata, spearman, topology_scores, value_grid
 from deepcrl.envs.layouts import BUILTIN_LAYOUTS, parse_layout
 
-LONG_U = parse_layout("""
+LONG_U = parse_layout(
+    """
 r.......
 #######.
 G.......
-""", "long_u")
+""",
+    "long_u",
+)
 
 
 def _geodesic_critic(layout):
@@ -25,6 +28,7 @@ def _geodesic_critic(layout):
         dist = layout.geodesic_distances([goal_cell])
         cells = np.floor(positions[:, ::-1]).astype(int)
         return -dist[cells[:, 0], cells[:, 1]].astype(np.float64)
+
     return critic
 
 
@@ -34,7 +38,7 @@ def _euclidean_critic(positions, goal):
 
 @pytest.mark.parametrize("layout", [LONG_U, BUILTIN_LAYOUTS["u_maze"], BUILTIN_LAYOUTS["big_maze"]], ids=lambda layout: layout.name)
 def test_topology_is_one_for_minus_the_path_distance_and_lower_for_the_straight_line(layout):
-    goal = (np.array(layout.eval_goal_cells[0][::-1], np.float64) + 0.5)
+    goal = np.array(layout.eval_goal_cells[0][::-1], np.float64) + 0.5
     geo = topology_scores(value_grid(_geodesic_critic(layout), layout, goal))
     euc = topology_scores(value_grid(_euclidean_critic, layout, goal))
     assert geo["spearman_geodesic"] == pytest.approx(1.0)
@@ -72,6 +76,7 @@ def test_value_grid_rejects_a_goal_in_a_wall_or_outside():
 
 
 # ------------------------------------------------------------------ multi-sample action selection
+
 
 def _small_crl():
     agent = CRL(CRLConfig(state_size=4, goal_size=2, action_size=2, actor_depth=4, critic_depth=4, actor_width=32, critic_width=32))

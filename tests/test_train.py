@@ -67,8 +67,15 @@ def test_init_and_epochs_advance_counters_buffer_and_episode_ids(trainer, config
         assert int(state.buffer.insert_pos) == steps % c.buffer_size
         np.testing.assert_array_equal(np.asarray(state.episode_ids), steps // c.episode_length)
         metrics = jax.device_get(metrics)
-        for key in ("critic/loss", "critic/accuracy", "actor/loss", "alpha/value", "replay/goal_offset",
-                    "collect/success_rate", "collect/episodes"):
+        for key in (
+            "critic/loss",
+            "critic/accuracy",
+            "actor/loss",
+            "alpha/value",
+            "replay/goal_offset",
+            "collect/success_rate",
+            "collect/episodes",
+        ):
             assert np.isfinite(metrics[key]), key
         assert float(metrics["replay/goal_offset"]) >= 1.0
     # Every environment's episode ended once at step 100, in epoch 2 (steps 76..100).
@@ -120,8 +127,17 @@ def test_train_writes_the_run_directory(run):
         reader = csv.DictReader(f)
         rows = list(reader)
         columns = reader.fieldnames
-    for column in ("epoch", "env_steps", "eval/time_at_goal", "eval/success", "eval/final_distance",
-                   "critic/accuracy", "critic/loss", "actor/loss", "alpha/value"):
+    for column in (
+        "epoch",
+        "env_steps",
+        "eval/time_at_goal",
+        "eval/success",
+        "eval/final_distance",
+        "critic/accuracy",
+        "critic/loss",
+        "actor/loss",
+        "alpha/value",
+    ):
         assert column in columns
     # One row per evaluation, at the configured epochs.
     assert [int(float(r["epoch"])) for r in rows] == cfg.eval_epochs == [20, 40, 60]

@@ -1,8 +1,8 @@
 """deepcrl: Contrastive RL with very deep residual networks, in JAX.
 
-    import deepcrl
-    result = deepcrl.train(deepcrl.Config(env="point_u_maze", depth=8))
-    policy = deepcrl.load_policy(result.run_dir)   # jitted: observation -> action
+import deepcrl
+result = deepcrl.train(deepcrl.Config(env="point_u_maze", depth=8))
+policy = deepcrl.load_policy(result.run_dir)   # jitted: observation -> action
 """
 
 from deepcrl._version import __version__

@@ -68,7 +68,9 @@ def check_agent_fields(config: Config, agent_class: type) -> None:
         value = getattr(c, name)
         if value >= 2 and not agent_class.best_of_k:
             able = " or ".join(f"--agent {n}" for n, cls in agents.AGENTS.items() if cls.best_of_k)
-            raise ConfigError(f"{name}={value!r} is not allowed with --agent {c.agent}; the best of K samples needs a critic and a stochastic policy ({able}); use 0 or 1")
+            raise ConfigError(
+                f"{name}={value!r} is not allowed with --agent {c.agent}; the best of K samples needs a critic and a stochastic policy ({able}); use 0 or 1"
+            )
     defaults = Config()
     owned = {field for cls in agents.AGENTS.values() for field in cls.run_fields}
     for field in dataclasses.fields(Config):
@@ -98,7 +100,9 @@ def check_task(config: Config, task: Env) -> None:
     """What the run's sizes need of the task: the buffer holds a whole episode (relabelling)."""
     c = config
     if c.buffer_size < task.episode_length:
-        raise ConfigError(f"buffer_size={c.buffer_size} is smaller than episode_length={task.episode_length} (env {c.env}); the buffer must hold a whole episode for relabelling, raise --buffer-size")
+        raise ConfigError(
+            f"buffer_size={c.buffer_size} is smaller than episode_length={task.episode_length} (env {c.env}); the buffer must hold a whole episode for relabelling, raise --buffer-size"
+        )
 
 
 def prepare(config: Config) -> Setup:

@@ -53,7 +53,9 @@ class RenderArgs:
     fps: int = 30  # frames per second of the MP4 (the GIF keeps at most 15)
     format: str = "both"  # mp4, gif or both
     out: str | None = None  # path of the videos without suffix, PATH.mp4 and PATH.gif (None: RUN_DIR/videos/eval)
-    camera: str | None = None  # MuJoCo tasks: a camera of the model, or free (None: free for ant and humanoid, else the model's first camera)
+    camera: str | None = (
+        None  # MuJoCo tasks: a camera of the model, or free (None: free for ant and humanoid, else the model's first camera)
+    )
 
 
 RENDER_DESCRIPTION = (
@@ -306,13 +308,25 @@ def _render(argv: Sequence[str]) -> int:
     from deepcrl.render import render_run
 
     args = _parse(RenderArgs, argv, prog="deepcrl render", description=RENDER_DESCRIPTION)
-    written, data = render_run(args.run_dir, episodes=args.episodes, seed=args.seed, run_seed=args.run_seed,
-                               max_steps=args.max_steps, width=args.width, height=args.height, fps=args.fps,
-                               format=args.format, out=args.out, camera=args.camera)
+    written, data = render_run(
+        args.run_dir,
+        episodes=args.episodes,
+        seed=args.seed,
+        run_seed=args.run_seed,
+        max_steps=args.max_steps,
+        width=args.width,
+        height=args.height,
+        fps=args.fps,
+        format=args.format,
+        out=args.out,
+        camera=args.camera,
+    )
     episodes, steps = data["drawn"].shape[0], data["drawn"].shape[1] - 1
     reached = int(((data["success"] * data["drawn"]).max(axis=1) > 0).sum())
-    print(f"rendered {episodes} episode{'s' if episodes != 1 else ''} of up to {steps} steps ({written[0].frames} frames, "
-          f"{written[0].width}x{written[0].height}; the goal was reached in {reached} of {episodes})")
+    print(
+        f"rendered {episodes} episode{'s' if episodes != 1 else ''} of up to {steps} steps ({written[0].frames} frames, "
+        f"{written[0].width}x{written[0].height}; the goal was reached in {reached} of {episodes})"
+    )
     for w in written:
         print(f"wrote {w.path} ({w.bytes / 1e6:.2f} MB)")
     return 0

@@ -30,18 +30,28 @@ from deepcrl.errors import ConfigError
 class Config:
     # --- task ---
     env: str = "point_u_maze"  # task: point_<layout> (e.g. point_u_maze), ant, ant_<maze>, humanoid, humanoid_<maze>, arm_reach, arm_push_easy/hard, arm_binpick_easy/hard, reacher, pusher (docs/tasks.md)
-    layout: str | None = None  # maze layout for --env point, ant or humanoid: open, u_maze, u4_maze, u5_maze, big_maze, hardest_maze, maze:PATH; None: the one the env names (point: u_maze; ant, humanoid: the open field)
+    layout: str | None = (
+        None  # maze layout for --env point, ant or humanoid: open, u_maze, u4_maze, u5_maze, big_maze, hardest_maze, maze:PATH; None: the one the env names (point: u_maze; ant, humanoid: the open field)
+    )
     episode_length: int | None = None  # steps per episode before truncation; None: the task's (point mazes 100, MuJoCo tasks 1000)
     max_speed: float | None = None  # point mass only: largest distance moved per step, in cells; None: the task's (0.5)
-    goal_threshold: float | None = None  # success radius around the goal; None: the task's (point 0.5 cells, ant/humanoid 0.5 m, arms 0.1 m)
-    train_starts: str | None = None  # point mass only: where training episodes start: free (any free cell) or start_cells; None: the task's (free)
-    train_goals: str | None = None  # point mass only: where training goals are drawn: free (any free cell) or goal_cells; None: the task's (free)
+    goal_threshold: float | None = (
+        None  # success radius around the goal; None: the task's (point 0.5 cells, ant/humanoid 0.5 m, arms 0.1 m)
+    )
+    train_starts: str | None = (
+        None  # point mass only: where training episodes start: free (any free cell) or start_cells; None: the task's (free)
+    )
+    train_goals: str | None = (
+        None  # point mass only: where training goals are drawn: free (any free cell) or goal_cells; None: the task's (free)
+    )
     chain_goals: bool = False  # ours, not the paper's: a training episode that reaches its goal goes on towards a fresh one, so episodes travel far (docs/long_horizons.md)
 
     # --- agent (docs/baselines.md) ---
     agent: str = "crl"  # crl (contrastive RL), sac or td3 (TD baselines with twin Q and target networks), gcbc (goal-conditioned behaviour cloning of its own relabelled data, i.e. GCSL)
     her: bool = False  # sac / td3: hindsight relabelling, HER's 'future' strategy (goals replaced by later states of the same episode)
-    her_fraction: float = 0.8  # sac / td3 with --her: fraction of sampled transitions relabelled (HER's k = 4 future goals per transition: 4/5)
+    her_fraction: float = (
+        0.8  # sac / td3 with --her: fraction of sampled transitions relabelled (HER's k = 4 future goals per transition: 4/5)
+    )
     reward: str = "sparse"  # sac / td3: sparse (1 within the goal threshold, else 0) or dense (minus the distance to the goal)
     goal_terminal: bool = False  # sac / td3: reaching the goal ends the TD return (no bootstrap); off: only failures (falls) do, the agent learns to stay at the goal
     tau: float = 0.005  # sac / td3: target networks move this fraction towards the online networks per target update (both papers' 0.005)
@@ -49,7 +59,9 @@ class Config:
     noise_clip: float = 0.5  # td3: the smoothing noise is clipped to +-noise_clip (Fujimoto et al. 2018)
     policy_delay: int = 2  # td3: Q updates per actor and target update (Fujimoto et al. 2018)
     exploration_noise: float = 0.1  # td3: std of the Gaussian action noise while collecting (Fujimoto et al. 2018)
-    preactivation_penalty: float = 0.0  # td3: coefficient of mean(pre-tanh action^2) in the actor loss against tanh saturation (HER's DDPG used 1.0); 0 = plain TD3
+    preactivation_penalty: float = (
+        0.0  # td3: coefficient of mean(pre-tanh action^2) in the actor loss against tanh saturation (HER's DDPG used 1.0); 0 = plain TD3
+    )
 
     # --- acting ---
     explore_action_samples: int = 1  # actions while collecting: 1 = one sample of the policy (the paper's), 0 = its deterministic action, K >= 2 = the best of K policy samples by the critic (crl, sac; the reference code's --expl_actor K)
@@ -74,9 +86,13 @@ class Config:
     energy: str = "l2"  # critic energy f(s,a,g): l2 (negative L2 distance), l2_sq, l1, dot, cosine
     contrastive_loss: str = "fwd_infonce"  # fwd_infonce, bwd_infonce, sym_infonce, binary_nce
     logsumexp_penalty: float = 0.1  # coefficient of the logsumexp^2 regulariser
-    entropy_scale: float | None = None  # crl / sac: target entropy = -entropy_scale x action size; None: the agent's (crl 0.5 as in the paper, sac 1.0 as in Haarnoja et al. 2018)
+    entropy_scale: float | None = (
+        None  # crl / sac: target entropy = -entropy_scale x action size; None: the agent's (crl 0.5 as in the paper, sac 1.0 as in Haarnoja et al. 2018)
+    )
     actor_lr: float | None = None  # Adam learning rate of the actor; None: the agent's (3e-4; td3 1e-3 as in Fujimoto et al. 2018)
-    critic_lr: float | None = None  # Adam learning rate of the critic (crl: phi and psi; sac / td3: the two Q-networks); None: the agent's, as --actor-lr
+    critic_lr: float | None = (
+        None  # Adam learning rate of the critic (crl: phi and psi; sac / td3: the two Q-networks); None: the agent's, as --actor-lr
+    )
     alpha_lr: float = 3e-4  # crl / sac: Adam learning rate of the entropy temperature
 
     # --- data collection, replay and relabelling ---
@@ -168,7 +184,9 @@ def _positive(name: str, value: Any, kind: type = int) -> None:
 
 def _depth(name: str, value: int) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value <= 0 or value % 4:
-        raise ConfigError(f"{name}={value!r} is not allowed; depth counts the Dense layers inside residual blocks and must be a positive multiple of 4 (4, 8, 16, ...)")
+        raise ConfigError(
+            f"{name}={value!r} is not allowed; depth counts the Dense layers inside residual blocks and must be a positive multiple of 4 (4, 8, 16, ...)"
+        )
 
 
 def _choice(name: str, value: Any, allowed: tuple[str, ...]) -> None:
@@ -195,14 +213,25 @@ def check_fields(config: Config) -> None:
     for name in ("max_speed", "goal_threshold"):
         if getattr(c, name) is not None:
             _positive(name, getattr(c, name), float)
-    for name in ("repr_dim", "num_envs", "unroll_length", "updates_per_epoch", "batch_size",
-                 "buffer_size", "total_env_steps", "num_evals", "num_eval_envs"):
+    for name in (
+        "repr_dim",
+        "num_envs",
+        "unroll_length",
+        "updates_per_epoch",
+        "batch_size",
+        "buffer_size",
+        "total_env_steps",
+        "num_evals",
+        "num_eval_envs",
+    ):
         _positive(name, getattr(c, name))
     for name in ("actor_lr", "critic_lr", "alpha_lr"):
         if getattr(c, name) is not None:
             _positive(name, getattr(c, name), float)
     if isinstance(c.network_unroll, bool) or not isinstance(c.network_unroll, int) or c.network_unroll < 0:
-        raise ConfigError(f"network_unroll={c.network_unroll!r} is not allowed; use 0 (pick by measurement) or a positive number of blocks per scan step")
+        raise ConfigError(
+            f"network_unroll={c.network_unroll!r} is not allowed; use 0 (pick by measurement) or a positive number of blocks per scan step"
+        )
     for name in ("checkpoint_every",):
         value = getattr(c, name)
         if isinstance(value, bool) or not isinstance(value, int) or value < 0:
@@ -217,7 +246,9 @@ def check_fields(config: Config) -> None:
     for name in ("explore_action_samples", "eval_action_samples"):
         value = getattr(c, name)
         if value < 0:
-            raise ConfigError(f"{name}={value!r} is not allowed; use 0 (deterministic action), 1 (one policy sample) or K >= 2 (best of K samples by the critic)")
+            raise ConfigError(
+                f"{name}={value!r} is not allowed; use 0 (deterministic action), 1 (one policy sample) or K >= 2 (best of K samples by the critic)"
+            )
     if not 0 <= c.her_fraction <= 1:
         raise ConfigError(f"her_fraction={c.her_fraction!r} is not allowed; it must lie in [0, 1]")
     if not 0 < c.tau <= 1:
@@ -243,7 +274,9 @@ def check_fields(config: Config) -> None:
     if c.num_devices > 0:
         check_divisible_by_devices(c, c.num_devices)
     if c.buffer_size < c.unroll_length:
-        raise ConfigError(f"buffer_size={c.buffer_size} is smaller than unroll_length={c.unroll_length}; one collection must fit in the buffer, raise --buffer-size")
+        raise ConfigError(
+            f"buffer_size={c.buffer_size} is smaller than unroll_length={c.unroll_length}; one collection must fit in the buffer, raise --buffer-size"
+        )
     if c.prefill_steps > c.buffer_size:
         raise ConfigError(f"prefill_steps={c.prefill_steps} is larger than buffer_size={c.buffer_size}; the prefill must fit in the buffer")
     available = c.num_envs * min(c.buffer_size, c.prefill_steps + c.unroll_length)

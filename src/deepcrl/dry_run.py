@@ -157,13 +157,19 @@ def memory_rows(plan: RunPlan, config: Config) -> list[tuple[str, str]]:
     same = "; no saving: unrolled networks" if m.activation_bytes == m.activation_bytes_other_remat else ""
     return [
         ("devices / seeds", f"{p.num_devices:,} ({where}{note}) / {p.num_seeds:,}"),
-        ("per device", f"{m.envs_per_device:,} envs, {m.batch_rows_per_device:,} batch rows per update"
-                       f" (logits {m.batch_rows_per_device:,} x {config.batch_size:,})"),
+        (
+            "per device",
+            f"{m.envs_per_device:,} envs, {m.batch_rows_per_device:,} batch rows per update"
+            f" (logits {m.batch_rows_per_device:,} x {config.batch_size:,})",
+        ),
         ("buffer memory per device", fb(m.buffer_bytes)),
         ("params + optimizer per device", f"{fb(m.state_bytes)} (params {fb(m.param_bytes)}, Adam {fb(m.optimizer_bytes)}; replicated)"),
         ("gradients per update", fb(m.gradient_bytes)),
-        ("activations per update", f"{fb(m.activation_bytes)} (remat {'on' if m.remat else 'off'}; "
-                                   f"with remat {other}: {fb(m.activation_bytes_other_remat)}{same})"),
+        (
+            "activations per update",
+            f"{fb(m.activation_bytes)} (remat {'on' if m.remat else 'off'}; "
+            f"with remat {other}: {fb(m.activation_bytes_other_remat)}{same})",
+        ),
         ("memory per device (estimate)", f"{fb(m.total_bytes)} (buffer + params + Adam + gradients + activations{seeds})"),
     ]
 

@@ -106,6 +106,7 @@ class MemoryEstimate:
 
 def _sizes(config: Any) -> dict[str, Any]:
     """Widths, depths and the other network settings, from a Config or a CRLConfig."""
+
     def pick(resolved: str, plain: str):
         value = getattr(config, resolved, None)
         return value if value is not None else getattr(config, plain)
@@ -134,7 +135,7 @@ def backward_saves_of(config: Any) -> str:
 
 
 def resolved_policy(policy: str, depth: int, blocks_per_iter: int) -> str:
-    """"dots" or "all" for one network: networks.resolve_backward_saves."""
+    """ "dots" or "all" for one network: networks.resolve_backward_saves."""
     from deepcrl.networks import resolve_backward_saves
 
     return resolve_backward_saves(policy, depth, blocks_per_iter)
@@ -261,8 +262,7 @@ def activation_bytes(config: Any, num_devices: int = 1, remat: bool | None = Non
     return sum(activation_breakdown(config, num_devices, remat).values())
 
 
-def estimate_memory(config: Any, state_size: int, goal_size: int, action_size: int,
-                    num_devices: int | None = None) -> MemoryEstimate:
+def estimate_memory(config: Any, state_size: int, goal_size: int, action_size: int, num_devices: int | None = None) -> MemoryEstimate:
     """The whole estimate, per device, all seeds. `num_devices` defaults to resolve_num_devices(config)."""
     d = resolve_num_devices(config) if num_devices is None else num_devices
     n = int(getattr(config, "num_seeds", 1))

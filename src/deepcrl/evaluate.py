@@ -34,8 +34,16 @@ def evaluation_policy(agent: Any, params: dict[str, Any], samples: int) -> Polic
     return lambda obs, key: agent.select_action(params, obs, key, samples)
 
 
-def run_episodes(env: Env, policy: Policy, key: jax.Array, num_episodes: int, num_steps: int | None = None, *,
-                 policy_takes_key: bool = False, record: Callable[[EnvState], Any] | None = None):
+def run_episodes(
+    env: Env,
+    policy: Policy,
+    key: jax.Array,
+    num_episodes: int,
+    num_steps: int | None = None,
+    *,
+    policy_takes_key: bool = False,
+    record: Callable[[EnvState], Any] | None = None,
+):
     """`num_episodes` evaluation episodes of `num_steps` steps (default: the whole episode), traceable.
 
     `policy_takes_key`: the policy is stochastic, `(obs, key) -> action`, and gets a fresh key each step;

@@ -42,8 +42,17 @@ def watched_names(agent: Any, agent_state_shapes: Any) -> tuple[str, ...]:
     return tuple(agent.watched) + tuple(agent_state_shapes.watched_params())
 
 
-def raise_if_unhealthy(*, epoch: int, updates_per_epoch: int, first_seed: int, num_seeds: int, names: tuple[str, ...],
-                       first_bad_step: Any, bad_quantity: Any, checkpoints: Callable[[], list[Path]]) -> None:
+def raise_if_unhealthy(
+    *,
+    epoch: int,
+    updates_per_epoch: int,
+    first_seed: int,
+    num_seeds: int,
+    names: tuple[str, ...],
+    first_bad_step: Any,
+    bad_quantity: Any,
+    checkpoints: Callable[[], list[Path]],
+) -> None:
     """NumericalError naming the quantity, SGD step (and seed) where a NaN / Inf first appeared.
 
     `checkpoints()`: the run's training-state checkpoints, oldest first (the error names the newest)."""

@@ -77,8 +77,11 @@ def resume(run_dir: str | Path, config: Config | None = None, console: Any = Non
         raise ConfigError(f"--resume {str(run_dir)!r}: no config.json there; give the folder of a run started by deepcrl train")
     stored = load_config_file(run_dir / "config.json")
     if config is not None:
-        changed = [f.name for f in dataclasses.fields(Config)
-                   if f.name not in RESUME_MAY_CHANGE and getattr(config, f.name) != getattr(stored, f.name)]
+        changed = [
+            f.name
+            for f in dataclasses.fields(Config)
+            if f.name not in RESUME_MAY_CHANGE and getattr(config, f.name) != getattr(stored, f.name)
+        ]
         if changed:
             name = changed[0]
             raise ConfigError(
@@ -89,7 +92,9 @@ def resume(run_dir: str | Path, config: Config | None = None, console: Any = Non
     setup = prepare(stored)
     checkpoints = list_train_states(run_dir)
     if not checkpoints:
-        raise ConfigError(f"--resume {str(run_dir)!r}: no training-state checkpoint in {str(run_dir / 'state')!r} (set --checkpoint-every to save them)")
+        raise ConfigError(
+            f"--resume {str(run_dir)!r}: no training-state checkpoint in {str(run_dir / 'state')!r} (set --checkpoint-every to save them)"
+        )
     trainer = Trainer(setup)
     state, buffer_restored = restore_train_state(checkpoints[-1], trainer.state_shapes())
     state = trainer.place(state)
@@ -150,12 +155,15 @@ def _run(trainer: Trainer, run_dir: Path, state: TrainState, history: list[dict[
         except OSError as e:
             saved = list_train_states(run_dir)
             kept = f"the previous checkpoint {saved[-1]} is intact" if saved else "no earlier checkpoint exists"
-            raise CheckpointWriteError(f"could not write the checkpoint of epoch {epochs_done(state)} in {run_dir / 'state'}: {e.strerror or e}; {kept}") from None
+            raise CheckpointWriteError(
+                f"could not write the checkpoint of epoch {epochs_done(state)} in {run_dir / 'state'}: {e.strerror or e}; {kept}"
+            ) from None
 
     main_process = parallel.is_main_process()  # the only one writing logs (all take part in computing)
     logger = MetricsLogger(run_dir, tensorboard=config.tensorboard) if main_process else None
-    progress = RunProgress(config, trainer.agent, console=console, enabled=config.progress and main_process,
-                           episode_length=trainer.env.episode_length)
+    progress = RunProgress(
+        config, trainer.agent, console=console, enabled=config.progress and main_process, episode_length=trainer.env.episode_length
+    )
     interrupted = False
     with _StopSignals() as stop:
         try:
@@ -164,11 +172,16 @@ def _run(trainer: Trainer, run_dir: Path, state: TrainState, history: list[dict[
                 progress.update((first_epoch - 1) * config.env_steps_per_epoch, last_row)
                 for epoch in range(first_epoch, config.num_epochs + 1):
                     state, train_metrics = trainer.epoch(state)
-                    raise_if_unhealthy(epoch=epoch, updates_per_epoch=config.updates_per_epoch, first_seed=config.seed,
-                                       num_seeds=config.num_seeds, names=trainer.watched_names,
-                                       first_bad_step=train_metrics.pop("health/first_bad_step"),
-                                       bad_quantity=train_metrics.pop("health/bad_quantity"),
-                                       checkpoints=lambda: list_train_states(run_dir))
+                    raise_if_unhealthy(
+                        epoch=epoch,
+                        updates_per_epoch=config.updates_per_epoch,
+                        first_seed=config.seed,
+                        num_seeds=config.num_seeds,
+                        names=trainer.watched_names,
+                        first_bad_step=train_metrics.pop("health/first_bad_step"),
+                        bad_quantity=train_metrics.pop("health/bad_quantity"),
+                        checkpoints=lambda: list_train_states(run_dir),
+                    )
                     if epoch in eval_epochs:
                         eval_metrics = trainer.evaluate(state, _fold_in(eval_key, epoch, config.num_seeds))
                         train_metrics, eval_metrics = parallel.to_host((train_metrics, eval_metrics))
@@ -206,8 +219,7 @@ def _run(trainer: Trainer, run_dir: Path, state: TrainState, history: list[dict[
         print(f"{stop.signal}: stopped after epoch {epochs_done(state)} of {config.num_epochs}; checkpoint {where}", file=sys.stderr)
         print(f"resume with: deepcrl train --resume {run_dir}", file=sys.stderr)
     final = final_score(history) if history else {}
-    result = RunResult(run_dir=run_dir, metrics=history[-1] if history else {}, final_score=final, history=history,
-                       interrupted=interrupted)
+    result = RunResult(run_dir=run_dir, metrics=history[-1] if history else {}, final_score=final, history=history, interrupted=interrupted)
     if not interrupted and main_process:
         progress.summary(result, elapsed_before + time.perf_counter() - start)
     return result

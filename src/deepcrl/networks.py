@@ -63,8 +63,14 @@ BACKWARD_SAVES: tuple[str, ...] = ("auto", "dots", "all")
 
 def _dense(features: int, name: str, matmul_dtype: str = "float32") -> nn.Dense:
     """Dense layer with float32 parameters; inputs and kernel are cast to `matmul_dtype` for the multiply."""
-    return nn.Dense(features, kernel_init=kernel_init(), bias_init=nn.initializers.zeros, name=name,
-                    dtype=MATMUL_DTYPES[matmul_dtype], param_dtype=jnp.float32)
+    return nn.Dense(
+        features,
+        kernel_init=kernel_init(),
+        bias_init=nn.initializers.zeros,
+        name=name,
+        dtype=MATMUL_DTYPES[matmul_dtype],
+        param_dtype=jnp.float32,
+    )
 
 
 def _layer_norm(name: str) -> nn.LayerNorm:
@@ -138,7 +144,7 @@ class ResidualBlock(nn.Module):
 
 
 def resolve_backward_saves(backward_saves: str, depth: int, unroll: int | bool) -> str:
-    """"dots" or "all": what ``backward_saves`` means for a scan of ``depth // 4`` blocks, ``unroll`` per iteration."""
+    """ "dots" or "all": what ``backward_saves`` means for a scan of ``depth // 4`` blocks, ``unroll`` per iteration."""
     if backward_saves not in BACKWARD_SAVES:
         raise ConfigError(f"backward_saves={backward_saves!r} is not allowed; allowed: {', '.join(BACKWARD_SAVES)}")
     if backward_saves != "auto":
@@ -182,13 +188,7 @@ class ResidualMLP(nn.Module):
         h = act(h).astype(jnp.float32)
 
         block_cls = _block_class(self.remat, resolve_backward_saves(self.backward_saves, self.depth, self.unroll))
-        blocks = nn.scan(
-            block_cls,
-            variable_axes={"params": 0},
-            split_rngs={"params": True},
-            length=self.depth // 4,
-            unroll=self.unroll,
-        )
+        blocks = nn.scan(block_cls, variable_axes={"params": 0}, split_rngs={"params": True}, length=self.depth // 4, unroll=self.unroll)
         h, _ = blocks(
             width=self.width,
             layer_norm=self.layer_norm,

@@ -73,8 +73,7 @@ def resolve_num_devices(config: Config) -> int:
     wanted = config.num_devices or available
     if wanted > available:
         platform = jax.devices()[0].platform
-        hint = (f"; on a CPU, simulate devices with XLA_FLAGS=--xla_force_host_platform_device_count={wanted}"
-                if platform == "cpu" else "")
+        hint = f"; on a CPU, simulate devices with XLA_FLAGS=--xla_force_host_platform_device_count={wanted}" if platform == "cpu" else ""
         raise ConfigError(f"num_devices={wanted} is more than the {available} {platform} device(s) JAX sees{hint}")
     check_divisible_by_devices(config, wanted)
     return wanted

@@ -74,9 +74,21 @@ def run_keys(config: Config) -> tuple[jax.Array, jax.Array]:
 # ----------------------------------------------------------------------------------------------
 
 
-def collect(task: Env, agent: Agent, params: dict[str, Any], envs: EnvState, episode_ids: jax.Array, key: jax.Array,
-            length: int, *, action_samples: int = 1, chain_goals: bool = False, store_td: bool = False,
-            uniform_actions: bool = False, axis_name: str | None = None):
+def collect(
+    task: Env,
+    agent: Agent,
+    params: dict[str, Any],
+    envs: EnvState,
+    episode_ids: jax.Array,
+    key: jax.Array,
+    length: int,
+    *,
+    action_samples: int = 1,
+    chain_goals: bool = False,
+    store_td: bool = False,
+    uniform_actions: bool = False,
+    axis_name: str | None = None,
+):
     """`length` steps of every environment with the agent's exploration policy, as a [length, num_envs]
     chunk of transitions for replay.insert.
 
@@ -96,12 +108,7 @@ def collect(task: Env, agent: Agent, params: dict[str, Any], envs: EnvState, epi
             actions = agent.select_action(params, obs, step_key, action_samples)
         nxt, stepped = jax.vmap(lambda s, a: step_autoreset(task, s, a, chain_goals))(envs, actions)
         done = jnp.maximum(stepped.terminated, stepped.truncated) > 0
-        transition = replay.Transition(
-            obs=envs.obs,
-            action=actions,
-            next_achieved=task.achieved_goal(stepped.obs),
-            episode_id=episode_ids,
-        )
+        transition = replay.Transition(obs=envs.obs, action=actions, next_achieved=task.achieved_goal(stepped.obs), episode_id=episode_ids)
         if store_td:
             transition = transition.replace(goal=envs.goal, next_obs=stepped.obs, terminated=stepped.terminated)
         stats = (stepped.success, done.astype(jnp.float32))
@@ -117,8 +124,17 @@ def collect(task: Env, agent: Agent, params: dict[str, Any], envs: EnvState, epi
     return envs, episode_ids, chunk, stats
 
 
-def learn(agent: Agent, sampler: Sampler, agent_state: Any, buffer: replay.ReplayBuffer, key: jax.Array, *,
-          num_updates: int, batch_size: int, axis_name: str | None = None) -> tuple[Any, dict[str, jax.Array]]:
+def learn(
+    agent: Agent,
+    sampler: Sampler,
+    agent_state: Any,
+    buffer: replay.ReplayBuffer,
+    key: jax.Array,
+    *,
+    num_updates: int,
+    batch_size: int,
+    axis_name: str | None = None,
+) -> tuple[Any, dict[str, jax.Array]]:
     """`num_updates` SGD steps (lax.scan), each on a fresh batch of `batch_size` rows from `buffer`.
 
     Returns (agent state, per-step metrics [num_updates] each: the agent's, then the sampler's
@@ -193,14 +209,26 @@ class Trainer:
 
     def _collect(self, params, envs: EnvState, episode_ids: jax.Array, key: jax.Array, length: int, uniform_actions: bool = False):
         c = self.config
-        return collect(self.env, self.agent, params, envs, episode_ids, parallel.device_key(key, self.axis_name), length,
-                       action_samples=c.explore_action_samples, chain_goals=c.chain_goals, store_td=self.td_data,
-                       uniform_actions=uniform_actions, axis_name=self.axis_name)
+        return collect(
+            self.env,
+            self.agent,
+            params,
+            envs,
+            episode_ids,
+            parallel.device_key(key, self.axis_name),
+            length,
+            action_samples=c.explore_action_samples,
+            chain_goals=c.chain_goals,
+            store_td=self.td_data,
+            uniform_actions=uniform_actions,
+            axis_name=self.axis_name,
+        )
 
     def _empty_buffer(self) -> replay.ReplayBuffer:
         env = self.env
-        return replay.init_buffer(self.config.buffer_size, self.local_num_envs, env.state_size, env.action_size,
-                                  env.goal_size, td=self.td_data)
+        return replay.init_buffer(
+            self.config.buffer_size, self.local_num_envs, env.state_size, env.action_size, env.goal_size, td=self.td_data
+        )
 
     def _init(self, key: jax.Array) -> TrainState:
         c, n = self.config, self.local_num_envs
@@ -210,33 +238,52 @@ class Trainer:
         episode_ids = jnp.zeros((n,), jnp.int32)
         buffer = self._empty_buffer()
         if c.prefill_steps > 0:
-            envs, episode_ids, chunk, _ = self._collect(agent_state.export(), envs, episode_ids, prefill_key, c.prefill_steps,
-                                                        uniform_actions=self.agent.prefill_uniform)
+            envs, episode_ids, chunk, _ = self._collect(
+                agent_state.export(), envs, episode_ids, prefill_key, c.prefill_steps, uniform_actions=self.agent.prefill_uniform
+            )
             buffer = replay.insert(buffer, chunk)
-        return TrainState(agent=agent_state, envs=envs, episode_ids=episode_ids, buffer=buffer, key=key,
-                          env_steps=jnp.int32(0), epoch=jnp.int32(0))
+        return TrainState(
+            agent=agent_state, envs=envs, episode_ids=episode_ids, buffer=buffer, key=key, env_steps=jnp.int32(0), epoch=jnp.int32(0)
+        )
 
     def _refill(self, state: TrainState) -> TrainState:
         """A fresh buffer prefilled by the current policy (resuming from a checkpoint saved without one)."""
         steps = max(self.config.prefill_steps, -(-self.local_batch_size // self.local_num_envs))  # enough rows for one batch
-        envs, episode_ids, chunk, _ = self._collect(state.agent.export(), state.envs, state.episode_ids,
-                                                    jax.random.fold_in(state.key, 0x5EED), steps)
+        envs, episode_ids, chunk, _ = self._collect(
+            state.agent.export(), state.envs, state.episode_ids, jax.random.fold_in(state.key, 0x5EED), steps
+        )
         return state.replace(buffer=replay.insert(self._empty_buffer(), chunk), envs=envs, episode_ids=episode_ids)
 
     def _epoch(self, state: TrainState) -> tuple[TrainState, dict[str, jax.Array]]:
         c = self.config
         collect_key, sgd_key, key = jax.random.split(state.key, 3)
-        envs, episode_ids, chunk, collect_stats = self._collect(state.agent.export(), state.envs, state.episode_ids,
-                                                                collect_key, c.unroll_length)
+        envs, episode_ids, chunk, collect_stats = self._collect(
+            state.agent.export(), state.envs, state.episode_ids, collect_key, c.unroll_length
+        )
         buffer = replay.insert(state.buffer, chunk)
-        agent_state, step_metrics = learn(self.agent, self.sampler, state.agent, buffer, sgd_key, num_updates=c.updates_per_epoch,
-                                          batch_size=self.local_batch_size, axis_name=self.axis_name)
+        agent_state, step_metrics = learn(
+            self.agent,
+            self.sampler,
+            state.agent,
+            buffer,
+            sgd_key,
+            num_updates=c.updates_per_epoch,
+            batch_size=self.local_batch_size,
+            axis_name=self.axis_name,
+        )
         health = epoch_health(self.agent, step_metrics, agent_state)
         metrics = epoch_means(step_metrics)
         metrics.update(collect_stats)
         metrics.update(health)
-        new_state = TrainState(agent=agent_state, envs=envs, episode_ids=episode_ids, buffer=buffer, key=key,
-                               env_steps=state.env_steps + c.env_steps_per_epoch, epoch=state.epoch + 1)
+        new_state = TrainState(
+            agent=agent_state,
+            envs=envs,
+            episode_ids=episode_ids,
+            buffer=buffer,
+            key=key,
+            env_steps=state.env_steps + c.env_steps_per_epoch,
+            epoch=state.epoch + 1,
+        )
         return new_state, metrics
 
     def _evaluate_state(self, state: TrainState, key: jax.Array) -> dict[str, jax.Array]:

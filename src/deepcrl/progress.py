@@ -12,8 +12,7 @@ from rich.table import Table
 class RunProgress:
     """`config`: the run's Config; `agent`: its agent (agents/base.py), which describes itself in the summary."""
 
-    def __init__(self, config: Any, agent: Any, console: Console | None = None, enabled: bool = True,
-                 episode_length: int | None = None):
+    def __init__(self, config: Any, agent: Any, console: Console | None = None, enabled: bool = True, episode_length: int | None = None):
         self.config = config
         self.agent = agent
         self.episode_length = config.episode_length if episode_length is None else episode_length
@@ -66,14 +65,23 @@ class RunProgress:
         table.add_column("value")
         last = result.metrics
         table.add_row("agent", self.agent.describe(c))
-        table.add_row("networks", f"actor depth {c.resolved_actor_depth} width {c.resolved_actor_width}; critic depth {c.resolved_critic_depth} width {c.resolved_critic_width}")
+        table.add_row(
+            "networks",
+            f"actor depth {c.resolved_actor_depth} width {c.resolved_actor_width}; critic depth {c.resolved_critic_depth} width {c.resolved_critic_width}",
+        )
         table.add_row("steps", f"{int(last['env_steps']):,} env steps, {int(last['sgd_steps']):,} SGD steps of batch {c.batch_size}")
         table.add_row("wall clock", f"{seconds:.0f} s")
         fs = result.final_score
-        table.add_row("last-5 evals", f"success {fs['eval/success']:.2f}, time at goal {fs['eval/time_at_goal']:.1f} / {self.episode_length}, final distance {fs['eval/final_distance']:.2f}")
+        table.add_row(
+            "last-5 evals",
+            f"success {fs['eval/success']:.2f}, time at goal {fs['eval/time_at_goal']:.1f} / {self.episode_length}, final distance {fs['eval/final_distance']:.2f}",
+        )
         if c.num_seeds > 1:
             per_seed = ", ".join(f"{fs[f'eval/success/seed{s}']:.2f}" for s in range(c.seed, c.seed + c.num_seeds))
-            table.add_row("seeds", f"{c.seed} .. {c.seed + c.num_seeds - 1}: success {per_seed} (mean {fs['eval/success']:.2f} +- {fs['eval/success/se']:.2f} s.e.)")
+            table.add_row(
+                "seeds",
+                f"{c.seed} .. {c.seed + c.num_seeds - 1}: success {per_seed} (mean {fs['eval/success']:.2f} +- {fs['eval/success/se']:.2f} s.e.)",
+            )
         for label, value in self.agent.summary_rows(last):
             table.add_row(label, value)
         table.add_row("run dir", str(result.run_dir))

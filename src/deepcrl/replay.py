@@ -93,9 +93,7 @@ def insert(buffer: ReplayBuffer, chunk: Transition) -> ReplayBuffer:
     rows = (buffer.insert_pos + jnp.arange(steps)) % buffer.capacity
     data = jax.tree_util.tree_map(lambda store, new: store.at[rows].set(new.astype(store.dtype)), buffer.data, chunk)
     return ReplayBuffer(
-        data=data,
-        insert_pos=(buffer.insert_pos + steps) % buffer.capacity,
-        count=jnp.minimum(buffer.count + steps, buffer.capacity),
+        data=data, insert_pos=(buffer.insert_pos + steps) % buffer.capacity, count=jnp.minimum(buffer.count + steps, buffer.capacity)
     )
 
 
@@ -170,8 +168,16 @@ def goal_reward(next_achieved: jax.Array, goal: jax.Array, threshold: float, kin
     raise ValueError(f"reward kind {kind!r}; allowed: {', '.join(REWARD_KINDS)}")
 
 
-def sample_td(buffer: ReplayBuffer, key: jax.Array, batch_size: int, *, her_fraction: float, threshold: float,
-              reward: str = "sparse", goal_terminal: bool = False) -> TDBatch:
+def sample_td(
+    buffer: ReplayBuffer,
+    key: jax.Array,
+    batch_size: int,
+    *,
+    her_fraction: float,
+    threshold: float,
+    reward: str = "sparse",
+    goal_terminal: bool = False,
+) -> TDBatch:
     """A batch of transitions for TD learning, uniform over the buffer (needs a buffer made with td=True).
 
     Hindsight relabelling, the 'future' strategy of HER (Andrychowicz et al. 2017): each row, with
@@ -230,7 +236,17 @@ class TDSampler:
     goal_terminal: bool = False  # reaching the goal ends the TD return
 
     def __call__(self, buffer: ReplayBuffer, key: jax.Array, batch_size: int) -> tuple[TDBatch, dict[str, jax.Array]]:
-        batch = sample_td(buffer, key, batch_size, her_fraction=self.her_fraction, threshold=self.threshold,
-                          reward=self.reward, goal_terminal=self.goal_terminal)
-        return batch, {"replay/reward": jnp.mean(batch.reward), "replay/terminal": jnp.mean(batch.terminal),
-                       "replay/relabelled": jnp.mean(batch.relabelled)}
+        batch = sample_td(
+            buffer,
+            key,
+            batch_size,
+            her_fraction=self.her_fraction,
+            threshold=self.threshold,
+            reward=self.reward,
+            goal_terminal=self.goal_terminal,
+        )
+        return batch, {
+            "replay/reward": jnp.mean(batch.reward),
+            "replay/terminal": jnp.mean(batch.terminal),
+            "replay/relabelled": jnp.mean(batch.relabelled),
+        }

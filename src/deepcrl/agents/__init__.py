@@ -27,9 +27,24 @@ AGENTS: dict[str, type[Agent]] = {}  # --agent name -> agent class, in registrat
 
 def register_agent(cls: type[Agent]) -> type[Agent]:
     """Make `cls` available as `--agent cls.name` (usable as a class decorator); returns it."""
-    missing = [name for name in ("name", "config_class", "data", "from_run_config", "make_sampler", "init", "act",
-                                 "select_action", "update", "param_groups", "closed_form_params", "summary_rows")
-               if not hasattr(cls, name)]
+    missing = [
+        name
+        for name in (
+            "name",
+            "config_class",
+            "data",
+            "from_run_config",
+            "make_sampler",
+            "init",
+            "act",
+            "select_action",
+            "update",
+            "param_groups",
+            "closed_form_params",
+            "summary_rows",
+        )
+        if not hasattr(cls, name)
+    ]
     if missing:
         raise TypeError(f"{cls.__name__} does not implement the Agent interface (agents/base.py): missing {', '.join(missing)}")
     AGENTS[cls.name] = cls
@@ -62,6 +77,22 @@ for _cls in (CRL, SAC, TD3, GCBC):
     register_agent(_cls)
 
 __all__ = [
-    "AGENTS", "Agent", "AgentState", "CRL", "CRLConfig", "CRLState", "GCBC", "GCBCConfig", "SAC", "SACConfig",
-    "Sampler", "TD3", "TD3Config", "agent_names", "build_agent", "get_agent", "register_agent", "unregister_agent",
+    "AGENTS",
+    "Agent",
+    "AgentState",
+    "CRL",
+    "CRLConfig",
+    "CRLState",
+    "GCBC",
+    "GCBCConfig",
+    "SAC",
+    "SACConfig",
+    "Sampler",
+    "TD3",
+    "TD3Config",
+    "agent_names",
+    "build_agent",
+    "get_agent",
+    "register_agent",
+    "unregister_agent",
 ]

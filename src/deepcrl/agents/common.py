@@ -47,8 +47,9 @@ class NetworkConfig:
 
     def trunk(self) -> dict[str, Any]:
         """Keyword arguments every residual network of this agent shares."""
-        return dict(layer_norm=self.layer_norm, activation=self.activation, residual=self.residual,
-                    remat=self.remat, matmul_dtype=self.matmul_dtype)
+        return dict(
+            layer_norm=self.layer_norm, activation=self.activation, residual=self.residual, remat=self.remat, matmul_dtype=self.matmul_dtype
+        )
 
 
 def network_settings(config: Config, task: Env, default_learning_rate: float) -> dict[str, Any]:
@@ -57,12 +58,20 @@ def network_settings(config: Config, task: Env, default_learning_rate: float) ->
     default when unset)."""
     actor_depth, critic_depth = config.resolved_actor_depth, config.resolved_critic_depth
     return dict(
-        state_size=task.state_size, goal_size=task.goal_size, action_size=task.action_size,
-        actor_depth=actor_depth, critic_depth=critic_depth,
-        actor_width=config.resolved_actor_width, critic_width=config.resolved_critic_width,
-        layer_norm=config.layer_norm, activation=config.activation, residual=config.residual,
-        actor_unroll=resolve_unroll(config.network_unroll, actor_depth), critic_unroll=resolve_unroll(config.network_unroll, critic_depth),
-        remat=config.remat, matmul_dtype=config.matmul_dtype,
+        state_size=task.state_size,
+        goal_size=task.goal_size,
+        action_size=task.action_size,
+        actor_depth=actor_depth,
+        critic_depth=critic_depth,
+        actor_width=config.resolved_actor_width,
+        critic_width=config.resolved_critic_width,
+        layer_norm=config.layer_norm,
+        activation=config.activation,
+        residual=config.residual,
+        actor_unroll=resolve_unroll(config.network_unroll, actor_depth),
+        critic_unroll=resolve_unroll(config.network_unroll, critic_depth),
+        remat=config.remat,
+        matmul_dtype=config.matmul_dtype,
         actor_lr=default_learning_rate if config.actor_lr is None else config.actor_lr,
         critic_lr=default_learning_rate if config.critic_lr is None else config.critic_lr,
         max_grad_norm=config.max_grad_norm,
@@ -104,8 +113,12 @@ class TDData:
     name: ClassVar[str]
 
     def make_sampler(self, config: Config, task: Env) -> replay.TDSampler:
-        return replay.TDSampler(her_fraction=config.her_fraction if config.her else 0.0, threshold=task.goal_threshold,
-                                reward=config.reward, goal_terminal=config.goal_terminal)
+        return replay.TDSampler(
+            her_fraction=config.her_fraction if config.her else 0.0,
+            threshold=task.goal_threshold,
+            reward=config.reward,
+            goal_terminal=config.goal_terminal,
+        )
 
     @classmethod
     def label(cls, config: Config) -> str:
@@ -159,8 +172,9 @@ class TanhGaussianPolicy:
         action, _ = sample_tanh_gaussian(key, mean, log_std)
         return action
 
-    def best_of_samples(self, actor_params: Any, critic_params: Any, obs: jax.Array, key: jax.Array,
-                        samples: int) -> tuple[jax.Array, jax.Array]:
+    def best_of_samples(
+        self, actor_params: Any, critic_params: Any, obs: jax.Array, key: jax.Array, samples: int
+    ) -> tuple[jax.Array, jax.Array]:
         """Multi-sample action selection: draw `samples` actions from pi(. | s, g) for every row and keep
         the one the critic scores highest (the reference code's --eval_actor K / --expl_actor K).
 
@@ -235,8 +249,10 @@ class TwinQCritic:
     def closed_form_params(self) -> dict[str, int]:
         c = self.config
         s, g, a, ln = c.state_size, c.goal_size, c.action_size, c.layer_norm
-        return {"actor": param_count(c.actor_width, c.actor_depth, s + g, self.actor_outputs * a, ln),
-                "q (x2)": 2 * param_count(c.critic_width, c.critic_depth, s + a + g, 1, ln)}
+        return {
+            "actor": param_count(c.actor_width, c.actor_depth, s + g, self.actor_outputs * a, ln),
+            "q (x2)": 2 * param_count(c.critic_width, c.critic_depth, s + a + g, 1, ln),
+        }
 
 
 class DataParallel:

@@ -95,8 +95,17 @@ class CRL(RelabelledData, AgentDefaults, DataParallel, TanhGaussianPolicy):
     config_class = CRLConfig
     prefill_uniform = False  # the initial policy collects the prefill (as in the paper's code)
     watched = ("critic/loss", "actor/loss", "alpha/loss", "critic/grad_norm", "actor/grad_norm")
-    run_fields = ("repr_dim", "energy", "contrastive_loss", "logsumexp_penalty", "entropy_scale", "alpha_lr",
-                  "critic_depth", "critic_width", "critic_lr")
+    run_fields = (
+        "repr_dim",
+        "energy",
+        "contrastive_loss",
+        "logsumexp_penalty",
+        "entropy_scale",
+        "alpha_lr",
+        "critic_depth",
+        "critic_width",
+        "critic_lr",
+    )
     default_learning_rate = 3e-4  # the paper's Adam step size
     default_entropy_scale = 0.5  # the paper's target entropy -0.5 x action size
     best_of_k = True
@@ -104,17 +113,27 @@ class CRL(RelabelledData, AgentDefaults, DataParallel, TanhGaussianPolicy):
     @classmethod
     def from_run_config(cls, config: Config, task: Env, axis_name: str | None = None) -> CRL:
         entropy_scale = cls.default_entropy_scale if config.entropy_scale is None else config.entropy_scale
-        return cls(CRLConfig(**network_settings(config, task, cls.default_learning_rate), repr_dim=config.repr_dim,
-                             energy=config.energy, contrastive_loss=config.contrastive_loss,
-                             logsumexp_penalty=config.logsumexp_penalty, entropy_scale=entropy_scale,
-                             alpha_lr=config.alpha_lr), axis_name=axis_name)
+        return cls(
+            CRLConfig(
+                **network_settings(config, task, cls.default_learning_rate),
+                repr_dim=config.repr_dim,
+                energy=config.energy,
+                contrastive_loss=config.contrastive_loss,
+                logsumexp_penalty=config.logsumexp_penalty,
+                entropy_scale=entropy_scale,
+                alpha_lr=config.alpha_lr,
+            ),
+            axis_name=axis_name,
+        )
 
     def closed_form_params(self) -> dict[str, int]:
         c = self.config
         s, g, a, ln = c.state_size, c.goal_size, c.action_size, c.layer_norm
-        return {"actor": param_count(c.actor_width, c.actor_depth, s + g, 2 * a, ln),
-                "phi": param_count(c.critic_width, c.critic_depth, s + a, c.repr_dim, ln),
-                "psi": param_count(c.critic_width, c.critic_depth, g, c.repr_dim, ln)}
+        return {
+            "actor": param_count(c.actor_width, c.actor_depth, s + g, 2 * a, ln),
+            "phi": param_count(c.critic_width, c.critic_depth, s + a, c.repr_dim, ln),
+            "psi": param_count(c.critic_width, c.critic_depth, g, c.repr_dim, ln),
+        }
 
     def cost_model(self, config: Config, num_devices: int):
         """(analytic FLOPs per update, memory per device) from deepcrl.estimate's models of CRL's update."""

@@ -22,7 +22,16 @@ import jax.numpy as jnp
 import optax
 from flax import struct
 
-from deepcrl.agents.common import AgentDefaults, DataParallel, NetworkConfig, RelabelledData, TanhGaussianPolicy, adam, global_norm, network_settings
+from deepcrl.agents.common import (
+    AgentDefaults,
+    DataParallel,
+    NetworkConfig,
+    RelabelledData,
+    TanhGaussianPolicy,
+    adam,
+    global_norm,
+    network_settings,
+)
 from deepcrl.networks import Actor, deterministic_action, param_count, tanh_gaussian_log_prob
 from deepcrl.replay import Batch
 
@@ -102,5 +111,4 @@ class GCBC(RelabelledData, AgentDefaults, DataParallel, TanhGaussianPolicy):
         updates, actor_opt = self.actor_optimizer.update(grads, state.actor_opt, state.actor_params)
         metrics = self._mean_over_devices(metrics)
         metrics["actor/grad_norm"] = global_norm(grads)
-        return GCBCState(actor_params=optax.apply_updates(state.actor_params, updates), actor_opt=actor_opt,
-                         steps=state.steps + 1), metrics
+        return GCBCState(actor_params=optax.apply_updates(state.actor_params, updates), actor_opt=actor_opt, steps=state.steps + 1), metrics

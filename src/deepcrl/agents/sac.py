@@ -74,8 +74,12 @@ class SACState:
         return {"actor_params": self.actor_params, "critic_params": self.critic_params, "log_alpha": self.log_alpha}
 
     def watched_params(self) -> dict[str, Any]:
-        return {"critic parameters": self.critic_params, "actor parameters": self.actor_params,
-                "target critic parameters": self.target_critic_params, "log alpha": self.log_alpha}
+        return {
+            "critic parameters": self.critic_params,
+            "actor parameters": self.actor_params,
+            "target critic parameters": self.target_critic_params,
+            "log alpha": self.log_alpha,
+        }
 
 
 class SAC(TDData, TwinQCritic, AgentDefaults, DataParallel, TanhGaussianPolicy):
@@ -85,8 +89,18 @@ class SAC(TDData, TwinQCritic, AgentDefaults, DataParallel, TanhGaussianPolicy):
     config_class = SACConfig
     prefill_uniform = False  # the initial (stochastic) policy collects the prefill
     watched = ("critic/loss", "actor/loss", "alpha/loss", "critic/grad_norm", "actor/grad_norm")
-    run_fields = ("her", "her_fraction", "reward", "goal_terminal", "tau", "entropy_scale", "alpha_lr",
-                  "critic_depth", "critic_width", "critic_lr")
+    run_fields = (
+        "her",
+        "her_fraction",
+        "reward",
+        "goal_terminal",
+        "tau",
+        "entropy_scale",
+        "alpha_lr",
+        "critic_depth",
+        "critic_width",
+        "critic_lr",
+    )
     default_learning_rate = 3e-4  # Haarnoja et al. 2018, Table 1
     default_entropy_scale = 1.0  # target entropy -dim(A), Haarnoja et al. 2018
     best_of_k = True
@@ -95,8 +109,16 @@ class SAC(TDData, TwinQCritic, AgentDefaults, DataParallel, TanhGaussianPolicy):
     @classmethod
     def from_run_config(cls, config: Config, task: Env, axis_name: str | None = None) -> SAC:
         entropy_scale = cls.default_entropy_scale if config.entropy_scale is None else config.entropy_scale
-        return cls(SACConfig(**network_settings(config, task, cls.default_learning_rate), gamma=config.gamma,
-                             tau=config.tau, entropy_scale=entropy_scale, alpha_lr=config.alpha_lr), axis_name=axis_name)
+        return cls(
+            SACConfig(
+                **network_settings(config, task, cls.default_learning_rate),
+                gamma=config.gamma,
+                tau=config.tau,
+                entropy_scale=entropy_scale,
+                alpha_lr=config.alpha_lr,
+            ),
+            axis_name=axis_name,
+        )
 
     def __init__(self, config: SACConfig, axis_name: str | None = None):
         self.config = c = config
@@ -114,9 +136,13 @@ class SAC(TDData, TwinQCritic, AgentDefaults, DataParallel, TanhGaussianPolicy):
         critic_params = self.q.init(q_key)
         log_alpha = jnp.zeros((), jnp.float32)
         return SACState(
-            actor_params=actor_params, critic_params=critic_params, target_critic_params=critic_params,
-            log_alpha=log_alpha, actor_opt=self.actor_optimizer.init(actor_params),
-            critic_opt=self.critic_optimizer.init(critic_params), alpha_opt=self.alpha_optimizer.init(log_alpha),
+            actor_params=actor_params,
+            critic_params=critic_params,
+            target_critic_params=critic_params,
+            log_alpha=log_alpha,
+            actor_opt=self.actor_optimizer.init(actor_params),
+            critic_opt=self.critic_optimizer.init(critic_params),
+            alpha_opt=self.alpha_optimizer.init(log_alpha),
             steps=jnp.int32(0),
         )
 
@@ -166,7 +192,9 @@ class SAC(TDData, TwinQCritic, AgentDefaults, DataParallel, TanhGaussianPolicy):
             critic_params=critic_params,
             target_critic_params=polyak(state.target_critic_params, critic_params, self.config.tau),
             log_alpha=optax.apply_updates(state.log_alpha, alpha_updates),
-            actor_opt=actor_opt, critic_opt=critic_opt, alpha_opt=alpha_opt,
+            actor_opt=actor_opt,
+            critic_opt=critic_opt,
+            alpha_opt=alpha_opt,
             steps=state.steps + 1,
         )
         return new_state, metrics

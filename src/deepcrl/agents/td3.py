@@ -69,8 +69,12 @@ class TD3State:
         return {"actor_params": self.actor_params, "critic_params": self.critic_params}
 
     def watched_params(self) -> dict[str, Any]:
-        return {"critic parameters": self.critic_params, "actor parameters": self.actor_params,
-                "target critic parameters": self.target_critic_params, "target actor parameters": self.target_actor_params}
+        return {
+            "critic parameters": self.critic_params,
+            "actor parameters": self.actor_params,
+            "target critic parameters": self.target_critic_params,
+            "target actor parameters": self.target_actor_params,
+        }
 
 
 class TD3(TDData, TwinQCritic, AgentDefaults, DataParallel):
@@ -80,17 +84,39 @@ class TD3(TDData, TwinQCritic, AgentDefaults, DataParallel):
     config_class = TD3Config
     prefill_uniform = True  # uniform random actions fill the buffer before the first update (Fujimoto et al. 2018's start steps): a fresh deterministic actor with 0.1 noise explores too little
     watched = ("critic/loss", "actor/loss", "critic/grad_norm", "actor/grad_norm")
-    run_fields = ("her", "her_fraction", "reward", "goal_terminal", "tau", "policy_noise", "noise_clip", "policy_delay",
-                  "exploration_noise", "preactivation_penalty", "critic_depth", "critic_width", "critic_lr")
+    run_fields = (
+        "her",
+        "her_fraction",
+        "reward",
+        "goal_terminal",
+        "tau",
+        "policy_noise",
+        "noise_clip",
+        "policy_delay",
+        "exploration_noise",
+        "preactivation_penalty",
+        "critic_depth",
+        "critic_width",
+        "critic_lr",
+    )
     default_learning_rate = 1e-3  # Fujimoto et al. 2018, Table 3
     actor_outputs = 1  # a deterministic action
 
     @classmethod
     def from_run_config(cls, config: Config, task: Env, axis_name: str | None = None) -> TD3:
-        return cls(TD3Config(**network_settings(config, task, cls.default_learning_rate), gamma=config.gamma,
-                             tau=config.tau, policy_noise=config.policy_noise, noise_clip=config.noise_clip,
-                             policy_delay=config.policy_delay, exploration_noise=config.exploration_noise,
-                             preactivation_penalty=config.preactivation_penalty), axis_name=axis_name)
+        return cls(
+            TD3Config(
+                **network_settings(config, task, cls.default_learning_rate),
+                gamma=config.gamma,
+                tau=config.tau,
+                policy_noise=config.policy_noise,
+                noise_clip=config.noise_clip,
+                policy_delay=config.policy_delay,
+                exploration_noise=config.exploration_noise,
+                preactivation_penalty=config.preactivation_penalty,
+            ),
+            axis_name=axis_name,
+        )
 
     def __init__(self, config: TD3Config, axis_name: str | None = None):
         self.config = c = config
@@ -106,9 +132,12 @@ class TD3(TDData, TwinQCritic, AgentDefaults, DataParallel):
         actor_params = self.actor.init(actor_key, jnp.zeros((1, c.state_size + c.goal_size)))
         critic_params = self.q.init(q_key)
         return TD3State(
-            actor_params=actor_params, critic_params=critic_params,
-            target_actor_params=actor_params, target_critic_params=critic_params,
-            actor_opt=self.actor_optimizer.init(actor_params), critic_opt=self.critic_optimizer.init(critic_params),
+            actor_params=actor_params,
+            critic_params=critic_params,
+            target_actor_params=actor_params,
+            target_critic_params=critic_params,
+            actor_opt=self.actor_optimizer.init(actor_params),
+            critic_opt=self.critic_optimizer.init(critic_params),
             steps=jnp.int32(0),
         )
 
@@ -160,12 +189,15 @@ class TD3(TDData, TwinQCritic, AgentDefaults, DataParallel):
         state = state.replace(critic_params=critic_params, critic_opt=critic_opt, steps=state.steps + 1)
 
         def delayed(state: TD3State):
-            (_, actor_metrics), actor_grads = jax.value_and_grad(self.actor_loss, has_aux=True)(state.actor_params, state.critic_params, batch)
+            (_, actor_metrics), actor_grads = jax.value_and_grad(self.actor_loss, has_aux=True)(
+                state.actor_params, state.critic_params, batch
+            )
             actor_grads = self._device_mean_of_summed(actor_grads)
             updates, actor_opt = self.actor_optimizer.update(actor_grads, state.actor_opt, state.actor_params)
             actor_params = optax.apply_updates(state.actor_params, updates)
             state = state.replace(
-                actor_params=actor_params, actor_opt=actor_opt,
+                actor_params=actor_params,
+                actor_opt=actor_opt,
                 target_actor_params=polyak(state.target_actor_params, actor_params, c.tau),
                 target_critic_params=polyak(state.target_critic_params, state.critic_params, c.tau),
             )

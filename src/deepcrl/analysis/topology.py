@@ -91,8 +91,7 @@ def cell_of(layout: Layout, xy: np.ndarray, cell_size: float = 1.0) -> tuple[int
     return row, col
 
 
-def value_grid(critic: Critic, layout: Layout, goal: np.ndarray, cell_size: float = 1.0,
-               exclude_goal_cell: bool = True) -> ValueGrid:
+def value_grid(critic: Critic, layout: Layout, goal: np.ndarray, cell_size: float = 1.0, exclude_goal_cell: bool = True) -> ValueGrid:
     """The critic at the centre of every free cell connected to the goal (the goal's own cell left out
     unless `exclude_goal_cell` is False: its distances are 0 by definition and say nothing of topology)."""
     goal = np.asarray(goal, np.float64).ravel()[:2]
@@ -108,7 +107,12 @@ def value_grid(critic: Critic, layout: Layout, goal: np.ndarray, cell_size: floa
     if values.shape != (len(cells),):
         raise ValueError(f"critic returned {values.shape} values for {len(cells)} positions")
     return ValueGrid(
-        layout=layout, goal=goal, goal_cell=goal_cell, cells=cells, positions=positions, values=values,
+        layout=layout,
+        goal=goal,
+        goal_cell=goal_cell,
+        cells=cells,
+        positions=positions,
+        values=values,
         geodesic=geodesic[cells[:, 0], cells[:, 1]].astype(np.float64),
         euclidean=np.linalg.norm(positions - goal[None], axis=-1) / cell_size,
     )
@@ -122,8 +126,9 @@ def topology_scores(grid: ValueGrid) -> dict[str, float]:
     return {"spearman_geodesic": geo, "spearman_euclidean": euc, "topology_gap": geo - euc}
 
 
-def critic_fn(agent: Any, params: dict[str, Any], state_size: int, action: str = "policy", samples: int = 16,
-              key: jax.Array | None = None) -> Critic:
+def critic_fn(
+    agent: Any, params: dict[str, Any], state_size: int, action: str = "policy", samples: int = 16, key: jax.Array | None = None
+) -> Critic:
     """A `Critic` over point-mass positions from a trained agent with a critic (CRL; SAC and TD3 by their
     twin Q's minimum), with the state at rest (velocity 0) at each position.
 

@@ -87,7 +87,9 @@ def load_policy_checkpoint(run_dir: str | Path):
     want = jax.tree_util.tree_structure(target), [(x.shape, x.dtype) for x in jax.tree_util.tree_leaves(target)]
     got = jax.tree_util.tree_structure(payload), [(np.shape(x), np.asarray(x).dtype) for x in jax.tree_util.tree_leaves(payload)]
     if want != got:
-        raise ConfigError(f"checkpoint {str(ckpt / 'agent.msgpack')!r} does not match the networks of {str(ckpt / 'config.json')!r} (parameter shapes differ)")
+        raise ConfigError(
+            f"checkpoint {str(ckpt / 'agent.msgpack')!r} does not match the networks of {str(ckpt / 'config.json')!r} (parameter shapes differ)"
+        )
     return config, env, agent, payload
 
 

@@ -135,7 +135,9 @@ def restore_train_state(path: str | Path, target: Any) -> tuple[Any, bool]:
         except OSError as e:
             raise ConfigError(f"checkpoint file {str(path / name)!r} cannot be read: {e}") from None
         if _sha256(data) != sums[name]:
-            raise ConfigError(f"checkpoint file {str(path / name)!r} is damaged (its SHA-256 does not match {_META_FILE}); resume from an older checkpoint or start again")
+            raise ConfigError(
+                f"checkpoint file {str(path / name)!r} is damaged (its SHA-256 does not match {_META_FILE}); resume from an older checkpoint or start again"
+            )
         blobs[name] = data
     if _STATE_FILE not in blobs:
         raise ConfigError(f"checkpoint {str(path)!r} lists no {_STATE_FILE}")

@@ -1,9 +1,9 @@
 """Goal-conditioned tasks: the `Env` protocol, maze layouts, the point-mass maze and the MuJoCo tasks.
 
-    env = make_env("point_u_maze")                       # a built-in layout
-    env = make_env("point", layout="maze:my_maze.txt")   # a user's ASCII maze
-    env = make_env("ant_big_maze")                       # the paper's tasks (envs/mujoco)
-    env = make_env("ant", layout="maze:my_maze.txt")     # an ant in a user's maze
+env = make_env("point_u_maze")                       # a built-in layout
+env = make_env("point", layout="maze:my_maze.txt")   # a user's ASCII maze
+env = make_env("ant_big_maze")                       # the paper's tasks (envs/mujoco)
+env = make_env("ant", layout="maze:my_maze.txt")     # an ant in a user's maze
 """
 
 from __future__ import annotations
@@ -50,8 +50,7 @@ def _split_name(name: str, layout: str | None, family: str, default: str | None)
     named = name[len(family) + 1 :]
     if layout is not None and layout != named:
         raise ConfigError(
-            f"layout={layout!r} conflicts with env {name!r}, which names layout {named!r}: "
-            f"pass layout only with env {family!r}"
+            f"layout={layout!r} conflicts with env {name!r}, which names layout {named!r}: pass layout only with env {family!r}"
         )
     return named
 
@@ -74,16 +73,13 @@ def make_env(name: str, layout: str | None = None, **kwargs) -> Env:
         layout_spec = name[len("point_") :]
         if layout is not None and layout != layout_spec:
             raise ConfigError(
-                f"layout={layout!r} conflicts with env {name!r}, which names layout {layout_spec!r}: "
-                f"pass layout only with env 'point'"
+                f"layout={layout!r} conflicts with env {name!r}, which names layout {layout_spec!r}: pass layout only with env 'point'"
             )
     else:
         raise ConfigError(f"unknown env {name!r}: allowed are {', '.join(ENV_NAMES)}")
     unknown = sorted(set(kwargs) - set(_POINT_OPTIONS))
     if unknown:
-        raise ConfigError(
-            f"unknown option {unknown[0]!r} for env {name!r}: allowed are {', '.join(_POINT_OPTIONS)}"
-        )
+        raise ConfigError(f"unknown option {unknown[0]!r} for env {name!r}: allowed are {', '.join(_POINT_OPTIONS)}")
     return PointMaze(get_layout(layout_spec), **kwargs)
 
 

@@ -63,9 +63,7 @@ class Layout:
     @property
     def free_cells(self) -> tuple[Cell, ...]:
         """All non-wall cells, row-major."""
-        return tuple(
-            (r, c) for r in range(self.height) for c in range(self.width) if not self.walls[r][c]
-        )
+        return tuple((r, c) for r in range(self.height) for c in range(self.width) if not self.walls[r][c])
 
     @property
     def reachable_cells(self) -> tuple[Cell, ...]:
@@ -136,14 +134,11 @@ def parse_layout(text: str, name: str, *, source: str | None = None) -> Layout:
     for i, line in enumerate(lines):
         if len(line) != width:
             raise ConfigError(
-                f"maze {where}: row {i} has {len(line)} cells, expected {width} like row 0 "
-                f"(all rows must have the same length)"
+                f"maze {where}: row {i} has {len(line)} cells, expected {width} like row 0 (all rows must have the same length)"
             )
         for j, ch in enumerate(line):
             if ch not in _ALLOWED:
-                raise ConfigError(
-                    f"maze {where}: unknown character {ch!r} at row {i}, col {j}; allowed: {_ALLOWED_TEXT}"
-                )
+                raise ConfigError(f"maze {where}: unknown character {ch!r} at row {i}, col {j}; allowed: {_ALLOWED_TEXT}")
 
     walls = tuple(tuple(ch == WALL for ch in line) for line in lines)
     cells = [(i, j, ch) for i, line in enumerate(lines) for j, ch in enumerate(line)]

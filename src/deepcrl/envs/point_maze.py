@@ -36,8 +36,7 @@ class PointPhysics:
     vel: jax.Array  # [2] float32 displacement achieved in the last step
 
 
-def _check_number(name: str, value, *, low: float, low_inclusive: bool = False, high: float | None = None,
-                  high_text: str = "") -> float:
+def _check_number(name: str, value, *, low: float, low_inclusive: bool = False, high: float | None = None, high_text: str = "") -> float:
     ok = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
     if ok:
         v = float(value)
@@ -76,13 +75,9 @@ class PointMaze(Env):
                 raise ConfigError(f"layout {layout.name!r} has no {what}: need at least one (see parse_layout)")
         self.layout = layout
         self.cell_size = _check_number("cell_size", cell_size, low=0.0)
-        self.radius = _check_number(
-            "radius", radius, low=0.0, high=self.cell_size / 2, high_text=f"cell_size/2 = {self.cell_size / 2:g}"
-        )
+        self.radius = _check_number("radius", radius, low=0.0, high=self.cell_size / 2, high_text=f"cell_size/2 = {self.cell_size / 2:g}")
         limit = self.cell_size - 2 * self.radius
-        self.max_speed = _check_number(
-            "max_speed", max_speed, low=0.0, high=limit, high_text=f"cell_size - 2*radius = {limit:g}"
-        )
+        self.max_speed = _check_number("max_speed", max_speed, low=0.0, high=limit, high_text=f"cell_size - 2*radius = {limit:g}")
         if isinstance(episode_length, bool) or not isinstance(episode_length, (int, np.integer)) or episode_length < 1:
             raise ConfigError(f"episode_length={episode_length!r} is not allowed: need an integer >= 1")
         self.episode_length = int(episode_length)

@@ -66,10 +66,36 @@ from deepcrl.render.video import FORMATS, GIF_MAX_FPS, GIF_MAX_SIDE, MAX_FPS, Wr
 Policy = Callable[[jax.Array], jax.Array]  # [N, obs_size] -> [N, action_size]
 
 __all__ = [
-    "AGENT_RGB", "FORMATS", "FREE_CAMERA", "GIF_MAX_FPS", "GIF_MAX_SIDE", "GOAL_RGB", "MAX_FPS", "MAX_SIDE", "MIN_SIDE",
-    "MujocoFrames", "PointFrames", "RenderBackendError", "TEXT_MIN_SIZE", "Written", "caption", "check_format",
-    "check_int", "check_size", "draw_maze", "drawn_mask", "episode_frames", "frame_count", "frame_renderer",
-    "gif_step", "gl_backend", "output_stem", "quiet_fork", "render_run", "rollout", "write_videos",
+    "AGENT_RGB",
+    "FORMATS",
+    "FREE_CAMERA",
+    "GIF_MAX_FPS",
+    "GIF_MAX_SIDE",
+    "GOAL_RGB",
+    "MAX_FPS",
+    "MAX_SIDE",
+    "MIN_SIDE",
+    "MujocoFrames",
+    "PointFrames",
+    "RenderBackendError",
+    "TEXT_MIN_SIZE",
+    "Written",
+    "caption",
+    "check_format",
+    "check_int",
+    "check_size",
+    "draw_maze",
+    "drawn_mask",
+    "episode_frames",
+    "frame_count",
+    "frame_renderer",
+    "gif_step",
+    "gl_backend",
+    "output_stem",
+    "quiet_fork",
+    "render_run",
+    "rollout",
+    "write_videos",
 ]
 
 
@@ -149,7 +175,6 @@ def frame_count(data: dict[str, np.ndarray]) -> int:
     return int(data["drawn"].sum())
 
 
-
 # ----------------------------------------------------------------------------------------------
 # Frames of a rollout
 # ----------------------------------------------------------------------------------------------
@@ -162,13 +187,16 @@ def frame_renderer(env: Env, width: int, height: int, camera: str | None = None)
         return MujocoFrames(env, width, height, camera)
     if _is_point(env):
         if camera is not None:
-            raise ConfigError(f"camera={camera!r} is not allowed with env {env.name!r}: point mazes are drawn from above with matplotlib; leave --camera out")
+            raise ConfigError(
+                f"camera={camera!r} is not allowed with env {env.name!r}: point mazes are drawn from above with matplotlib; leave --camera out"
+            )
         return PointFrames(env, width, height)
     raise ConfigError(f"env {getattr(env, 'name', type(env).__name__)!r} cannot be rendered: only point mazes and MuJoCo tasks can")
 
 
-def episode_frames(env: Env, data: dict[str, np.ndarray], *, width: int = 480, height: int = 480,
-                   camera: str | None = None, renderer=None) -> Iterator[np.ndarray]:
+def episode_frames(
+    env: Env, data: dict[str, np.ndarray], *, width: int = 480, height: int = 480, camera: str | None = None, renderer=None
+) -> Iterator[np.ndarray]:
     """The RGB frames [height, width, 3] uint8 of every episode of a rollout, one episode after another."""
     own = renderer is None
     renderer = frame_renderer(env, width, height, camera) if own else renderer
@@ -178,7 +206,6 @@ def episode_frames(env: Env, data: dict[str, np.ndarray], *, width: int = 480, h
     finally:
         if own:
             renderer.close()
-
 
 
 # ----------------------------------------------------------------------------------------------
@@ -194,9 +221,20 @@ def _run_seed(config, run_seed: int | None) -> int | None:
     return run_seed
 
 
-def render_run(run_dir: str | Path, *, episodes: int = 2, seed: int = 0, run_seed: int | None = None,
-               max_steps: int | None = None, width: int = 480, height: int = 480, fps: int = 30,
-               format: str = "both", out: str | Path | None = None, camera: str | None = None) -> tuple[list[Written], dict]:
+def render_run(
+    run_dir: str | Path,
+    *,
+    episodes: int = 2,
+    seed: int = 0,
+    run_seed: int | None = None,
+    max_steps: int | None = None,
+    width: int = 480,
+    height: int = 480,
+    fps: int = 30,
+    format: str = "both",
+    out: str | Path | None = None,
+    camera: str | None = None,
+) -> tuple[list[Written], dict]:
     """Render a run's evaluation episodes with its checkpoint's policy. Every value is checked (and the
     OpenGL backend found) before anything is computed or written. Returns (files written, rollout)."""
     from deepcrl.checkpoints import load_policy_checkpoint, seed_payload

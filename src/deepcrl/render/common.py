@@ -29,9 +29,10 @@ def check_int(name: str, value, low: int, high: int | None = None, *, even: bool
 
 def check_size(width, height) -> tuple[int, int]:
     why = " (H.264 in yuv420p, the MP4 browsers play, needs even sizes)"
-    return (check_int("width", width, MIN_SIDE, MAX_SIDE, even=True, why=why),
-            check_int("height", height, MIN_SIDE, MAX_SIDE, even=True, why=why))
-
+    return (
+        check_int("width", width, MIN_SIDE, MAX_SIDE, even=True, why=why),
+        check_int("height", height, MIN_SIDE, MAX_SIDE, even=True, why=why),
+    )
 
 
 @contextlib.contextmanager
@@ -41,7 +42,6 @@ def quiet_fork():
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=r"os\.fork\(\) was called", category=RuntimeWarning)
         yield
-
 
 
 def caption(data: dict, e: int, t: int) -> tuple[str, str]:

@@ -68,8 +68,9 @@ def _probe(backend: str, timeout: float = 120.0) -> str | None:
         env["PYOPENGL_PLATFORM"] = backend
     try:
         with quiet_fork():
-            proc = subprocess.run([sys.executable, "-c", _PROBE, backend, _BACKEND_MODULES[backend]], env=env,
-                                  capture_output=True, text=True, timeout=timeout)
+            proc = subprocess.run(
+                [sys.executable, "-c", _PROBE, backend, _BACKEND_MODULES[backend]], env=env, capture_output=True, text=True, timeout=timeout
+            )
     except subprocess.TimeoutExpired:
         return f"no answer within {timeout:g} s"
     except OSError as e:
@@ -90,7 +91,9 @@ def gl_backend() -> str:
         return _chosen_backend
     if wanted:
         if wanted not in _BACKEND_MODULES:
-            raise RenderBackendError(f"MUJOCO_GL={wanted!r} cannot render: choose one of egl, osmesa, glfw (or unset it to choose automatically)")
+            raise RenderBackendError(
+                f"MUJOCO_GL={wanted!r} cannot render: choose one of egl, osmesa, glfw (or unset it to choose automatically)"
+            )
         _chosen_backend = wanted
         return wanted
     if platform.system() == "Darwin":

@@ -17,8 +17,9 @@ from deepcrl.render.common import AGENT_RGB, GOAL_RGB, TEXT_MIN_SIZE, caption
 WALL_GREY, FLOOR_GREY = 0.45, 0.96
 
 
-def draw_maze(ax: Any, layout: Any, cell_size: float = 1.0, *, wall: float = WALL_GREY, floor: float = FLOOR_GREY,
-              zorder: float = 0) -> tuple[float, float, float, float]:
+def draw_maze(
+    ax: Any, layout: Any, cell_size: float = 1.0, *, wall: float = WALL_GREY, floor: float = FLOOR_GREY, zorder: float = 0
+) -> tuple[float, float, float, float]:
     """Draw a layout's walls and floor on a matplotlib Axes in world coordinates (cell (row, col) covers
     x in [col, col + 1) * cell_size, y in [row, row + 1) * cell_size, y upwards), fit the axes to it with
     equal aspect, and return the extent (x0, x1, y0, y1)."""
@@ -57,8 +58,18 @@ class PointFrames:
         self._agent = ax.add_patch(Rectangle((0, 0), 2 * r, 2 * r, facecolor=AGENT_RGB, edgecolor="black", linewidth=0.5, zorder=5))
         self._text = None
         if width >= TEXT_MIN_SIZE[0] // 2 and height >= TEXT_MIN_SIZE[1] // 2:
-            self._text = ax.text(0.01, 0.99, "", transform=ax.transAxes, va="top", ha="left", fontsize=max(4.0, min(width, height) / 40),
-                                 family="monospace", zorder=6, bbox=dict(facecolor="white", alpha=0.7, edgecolor="none", pad=2))
+            self._text = ax.text(
+                0.01,
+                0.99,
+                "",
+                transform=ax.transAxes,
+                va="top",
+                ha="left",
+                fontsize=max(4.0, min(width, height) / 40),
+                family="monospace",
+                zorder=6,
+                bbox=dict(facecolor="white", alpha=0.7, edgecolor="none", pad=2),
+            )
 
     def _pixels(self) -> np.ndarray:
         self._canvas.draw()

@@ -96,7 +96,9 @@ class MujocoFrames:
         lo, hi = points.min(0), points.max(0)
         span = float(np.max(hi[:2] - lo[:2]))
         maze = getattr(self.env, "layout", None) is not None
-        margin = max(0.15 * span, 2 * float(self.env.goal_threshold), 0.3, 0.5 * float(getattr(self.env, "cell_size", 0.0)) if maze else 0.0)
+        margin = max(
+            0.15 * span, 2 * float(self.env.goal_threshold), 0.3, 0.5 * float(getattr(self.env, "cell_size", 0.0)) if maze else 0.0
+        )
         half = span / 2 + margin
         fovy = math.radians(float(self.model.vis.global_.fovy))
         cam.type = mujoco.mjtCamera.mjCAMERA_FREE
@@ -111,8 +113,14 @@ class MujocoFrames:
         if scene.ngeom >= scene.maxgeom:
             return
         geom = scene.geoms[scene.ngeom]
-        self.mujoco.mjv_initGeom(geom, self.mujoco.mjtGeom.mjGEOM_SPHERE, np.array([radius, 0.0, 0.0]),
-                                 np.asarray(pos, np.float64), np.eye(3).ravel(), np.asarray(rgba, np.float32))
+        self.mujoco.mjv_initGeom(
+            geom,
+            self.mujoco.mjtGeom.mjGEOM_SPHERE,
+            np.array([radius, 0.0, 0.0]),
+            np.asarray(pos, np.float64),
+            np.eye(3).ravel(),
+            np.asarray(rgba, np.float32),
+        )
         geom.emission = 0.4
         scene.ngeom += 1
 

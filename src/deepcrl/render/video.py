@@ -30,17 +30,20 @@ def check_format(fmt: str) -> tuple[str, ...]:
     return ("mp4", "gif") if fmt == "both" else (fmt,)
 
 
-
 def output_stem(out: str | Path, formats: Sequence[str]) -> Path:
     """The path without suffix that the videos get (PATH.mp4, PATH.gif). A suffix .mp4 or .gif on
     `out` is dropped when it is one of the formats written; another video suffix is an error."""
     path = Path(out)
     if str(out).strip() == "" or path.name in ("", ".", ".."):
-        raise ConfigError(f"out={str(out)!r} is not allowed: need a file path without suffix, e.g. videos/eval (writes videos/eval.mp4 and .gif)")
+        raise ConfigError(
+            f"out={str(out)!r} is not allowed: need a file path without suffix, e.g. videos/eval (writes videos/eval.mp4 and .gif)"
+        )
     suffix = path.suffix.lower()
     if suffix in (".mp4", ".gif"):
         if suffix[1:] not in formats:
-            raise ConfigError(f"out={str(out)!r} does not match format={'+'.join(formats)}: give the path without suffix, or --format {suffix[1:]}")
+            raise ConfigError(
+                f"out={str(out)!r} does not match format={'+'.join(formats)}: give the path without suffix, or --format {suffix[1:]}"
+            )
         path = path.with_suffix("")
     for fmt in formats:
         target = path.with_name(f"{path.name}.{fmt}")
@@ -52,7 +55,6 @@ def output_stem(out: str | Path, formats: Sequence[str]) -> Path:
                 raise ConfigError(f"out={str(out)!r} is not allowed: {str(parent)!r} is a file, not a folder")
             break
     return path
-
 
 
 def gif_step(fps: int) -> int:
@@ -106,9 +108,18 @@ def write_videos(frames: Iterable[np.ndarray], stem: str | Path, formats: Sequen
             os.chmod(name, 0o644)
             temps[fmt] = Path(name)
         if "mp4" in temps:
-            writer = imageio.get_writer(temps["mp4"], format="FFMPEG", mode="I", fps=fps, codec="libx264", pixelformat="yuv420p",
-                                        quality=6, macro_block_size=2, ffmpeg_log_level="error",
-                                        output_params=["-movflags", "+faststart"])
+            writer = imageio.get_writer(
+                temps["mp4"],
+                format="FFMPEG",
+                mode="I",
+                fps=fps,
+                codec="libx264",
+                pixelformat="yuv420p",
+                quality=6,
+                macro_block_size=2,
+                ffmpeg_log_level="error",
+                output_params=["-movflags", "+faststart"],
+            )
         gif, step, count, size = [], gif_step(fps), 0, None
         for frame in frames:
             frame = np.ascontiguousarray(frame, np.uint8)

@@ -17,10 +17,7 @@ import importlib
 
 # task name -> (module, class, keyword arguments). Locomotion tasks also take a layout.
 LOCOMOTION = {"ant": ("ant", "Ant"), "humanoid": ("humanoid", "Humanoid")}
-MAZE_LAYOUTS = {
-    "ant": ("u_maze", "u4_maze", "u5_maze", "big_maze", "hardest_maze"),
-    "humanoid": ("u_maze", "big_maze", "hardest_maze"),
-}
+MAZE_LAYOUTS = {"ant": ("u_maze", "u4_maze", "u5_maze", "big_maze", "hardest_maze"), "humanoid": ("u_maze", "big_maze", "hardest_maze")}
 OTHER_TASKS: dict[str, tuple[str, str, dict]] = {
     "arm_reach": ("arm", "ArmReach", {}),
     "arm_push_easy": ("arm", "ArmPush", {"hard": False}),

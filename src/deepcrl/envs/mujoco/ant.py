@@ -55,12 +55,14 @@ def _leg_xml(name: str, angle_deg: float, ankle_range: str) -> str:
 
 def ant_xml(layout: Layout | None = None, cell_size: float = CELL_SIZE) -> str:
     """The MJCF text of the ant, with the walls of `layout` (none for the open field)."""
-    legs = "".join([
-        _leg_xml("front_left", 45, "30 70"),
-        _leg_xml("front_right", 135, "-70 -30"),
-        _leg_xml("back_left", 225, "-70 -30"),
-        _leg_xml("back_right", 315, "30 70"),
-    ])
+    legs = "".join(
+        [
+            _leg_xml("front_left", 45, "30 70"),
+            _leg_xml("front_right", 135, "-70 -30"),
+            _leg_xml("back_left", 225, "-70 -30"),
+            _leg_xml("back_right", 315, "30 70"),
+        ]
+    )
     motors = "".join(
         f'<motor joint="{leg}_{j}" gear="150" ctrlrange="-1 1" ctrllimited="true"/>'
         for leg in ("front_left", "front_right", "back_left", "back_right")
@@ -70,8 +72,15 @@ def ant_xml(layout: Layout | None = None, cell_size: float = CELL_SIZE) -> str:
     custom = "" if layout is None else f'<custom><numeric name="max_geom_pairs" data="{MAX_WALL_PAIRS}"/></custom>'
 
     return f"""
-{mjcf_header("ant", angle="degree", option='timestep="0.01"', joint='limited="true" armature="1" damping="1"',
-              geom='contype="0" conaffinity="0" condim="3" friction="1 0.5 0.5" density="5" rgba="0.8 0.6 0.4 1"')}
+{
+        mjcf_header(
+            "ant",
+            angle="degree",
+            option='timestep="0.01"',
+            joint='limited="true" armature="1" damping="1"',
+            geom='contype="0" conaffinity="0" condim="3" friction="1 0.5 0.5" density="5" rgba="0.8 0.6 0.4 1"',
+        )
+    }
   {FLOOR_ASSETS}
   {custom}
   <worldbody>

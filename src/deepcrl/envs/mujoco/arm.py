@@ -228,7 +228,24 @@ class ArmBinpick(_CubeArm):
 
 
 __all__ = [  # the tasks, and the geometry and regions they are built from (arm_model.py)
-    "ArmBinpick", "ArmPush", "ArmReach", "BINPICK", "BIN_A", "BIN_B", "BIN_HALF", "BIN_HEIGHT", "BIN_WALL", "CONTROLLED",
-    "CONTROLLED_RANGES", "CUBE_HALF", "FINGER_TRAVEL", "HELD", "PUSH", "REACH_GOAL", "START_GRIP", "TIP_RADIUS",
-    "arm_xml", "grip_ik",
+    "ArmBinpick",
+    "ArmPush",
+    "ArmReach",
+    "BINPICK",
+    "BIN_A",
+    "BIN_B",
+    "BIN_HALF",
+    "BIN_HEIGHT",
+    "BIN_WALL",
+    "CONTROLLED",
+    "CONTROLLED_RANGES",
+    "CUBE_HALF",
+    "FINGER_TRAVEL",
+    "HELD",
+    "PUSH",
+    "REACH_GOAL",
+    "START_GRIP",
+    "TIP_RADIUS",
+    "arm_xml",
+    "grip_ik",
 ]

@@ -58,10 +58,7 @@ PUSH = {  # hard -> (cube start centre, half width, goal centre, half width)
 }
 BIN_A, BIN_B = (-0.3, 0.6), (0.3, 0.6)
 BIN_HALF, BIN_WALL, BIN_HEIGHT = 0.19, 0.005, 0.066  # wall centre line, half thickness, height
-BINPICK = {
-    False: (BIN_A, 0.07, (0.17, 0.6), 0.005),
-    True: (BIN_A, 0.15, BIN_B, 0.15),
-}
+BINPICK = {False: (BIN_A, 0.07, (0.17, 0.6), 0.005), True: (BIN_A, 0.15, BIN_B, 0.15)}
 MAX_GEOM_PAIRS = 2
 
 # physics
@@ -114,18 +111,18 @@ def _arm_xml() -> str:
       <body name="link2" pos="0 0 {SHOULDER_HEIGHT - BASE_HEIGHT}" gravcomp="1">
         <joint name="j2" {pitch}/>
         <geom type="capsule" fromto="0 0 0 0 0 {UPPER_ARM[0]}" size="0.045"/>
-        <body name="link3" pos="0 0 {UPPER_ARM[0]}" euler="0 0 {HELD['j3']}" gravcomp="1">
+        <body name="link3" pos="0 0 {UPPER_ARM[0]}" euler="0 0 {HELD["j3"]}" gravcomp="1">
           <geom type="capsule" fromto="0 0 0 0 0 {UPPER_ARM[1]}" size="0.04"/>
           <body name="link4" pos="0 0 {UPPER_ARM[1]}" gravcomp="1">
             <joint name="j4" {pitch}/>
             <geom type="capsule" fromto="0 0 0 0 0 {FOREARM[0]}" size="0.038"/>
-            <body name="link5" pos="0 0 {FOREARM[0]}" euler="0 0 {HELD['j5']}" gravcomp="1">
+            <body name="link5" pos="0 0 {FOREARM[0]}" euler="0 0 {HELD["j5"]}" gravcomp="1">
               <geom type="capsule" fromto="0 0 0 0 0 {FOREARM[1]}" size="0.034"/>
               <body name="link6" pos="0 0 {FOREARM[1]}" gravcomp="1">
                 <joint name="j6" {pitch}/>
                 <geom name="wrist" type="sphere" size="0.035"/>
                 <geom type="capsule" fromto="0 0 0 0 0 {WRIST_TO_HAND}" size="0.028"/>
-                <body name="hand" pos="0 0 {WRIST_TO_HAND}" euler="0 0 {HELD['j7']}" gravcomp="1">
+                <body name="hand" pos="0 0 {WRIST_TO_HAND}" euler="0 0 {HELD["j7"]}" gravcomp="1">
                   <geom name="palm" type="box" pos="0 0 {PALM_BOTTOM - 0.015}" size="{PAD_RADIUS + FINGER_TRAVEL + 0.016} 0.022 0.015"/>
                   <site name="grip" pos="0 0 {GRIP_AT}" size="0.006" rgba="1 0.8 0 1"/>
                   {fingers}
@@ -172,7 +169,9 @@ def arm_xml(scene: str, hard: bool = False) -> str:
     </body>""")
         pairs.append(f'<pair geom1="cube" geom2="table" condim="3" friction="{_fmt(TABLE_FRICTION, TABLE_FRICTION)} 0.005 0.0001 0.0001"/>')
         for f in ("finger_a_pad", "finger_b_pad"):
-            pairs.append(f'<pair geom1="{f}" geom2="cube" condim="{PAD_CONDIM}" friction="{_fmt(PAD_FRICTION, PAD_FRICTION)} 0.01 0.0001 0.0001" solimp="{PAD_SOLIMP}"/>')
+            pairs.append(
+                f'<pair geom1="{f}" geom2="cube" condim="{PAD_CONDIM}" friction="{_fmt(PAD_FRICTION, PAD_FRICTION)} 0.01 0.0001 0.0001" solimp="{PAD_SOLIMP}"/>'
+            )
     if scene == "push":
         start, s_half, goal, g_half = PUSH[hard]
         extras.append(_square_xml("start_region", start, s_half, "0.2 0.35 0.8 1"))
@@ -190,8 +189,7 @@ def arm_xml(scene: str, hard: bool = False) -> str:
         for j in ("j1", "j2", "j4", "j6")
     )
     gripper = (
-        f'<position name="gripper" joint="finger_a" kp="{GRIP_KP}" ctrlrange="0 {FINGER_TRAVEL}" '
-        f'forcerange="-{GRIP_FORCE} {GRIP_FORCE}"/>'
+        f'<position name="gripper" joint="finger_a" kp="{GRIP_KP}" ctrlrange="0 {FINGER_TRAVEL}" forcerange="-{GRIP_FORCE} {GRIP_FORCE}"/>'
     )
     return f"""
 <mujoco model="deepcrl_arm_{scene}">
@@ -222,5 +220,3 @@ def arm_xml(scene: str, hard: bool = False) -> str:
   <actuator>{servos}{gripper}</actuator>
 </mujoco>
 """
-
-

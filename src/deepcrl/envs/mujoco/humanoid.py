@@ -79,10 +79,11 @@ def _f(*values: float) -> str:
     return " ".join(f"{v:g}" for v in values)
 
 
-def _hinge(name: str, axis, lo: float, hi: float, *, stiffness: float = 0, damping: float = 1, armature: float = 1,
-           pos=(0, 0, 0)) -> str:
-    return (f'<joint name="{name}" type="hinge" pos="{_f(*pos)}" axis="{_f(*axis)}" range="{_f(lo, hi)}" '
-            f'stiffness="{stiffness:g}" damping="{damping:g}" armature="{armature:g}"/>')
+def _hinge(name: str, axis, lo: float, hi: float, *, stiffness: float = 0, damping: float = 1, armature: float = 1, pos=(0, 0, 0)) -> str:
+    return (
+        f'<joint name="{name}" type="hinge" pos="{_f(*pos)}" axis="{_f(*axis)}" range="{_f(lo, hi)}" '
+        f'stiffness="{stiffness:g}" damping="{damping:g}" armature="{armature:g}"/>'
+    )
 
 
 def _capsule(name: str, a, b, radius: float) -> str:
@@ -133,23 +134,41 @@ def _arm(side: str, s: int) -> str:
 
 
 MOTORS = (  # (joint, gear), in the classic humanoid's actuator order
-    ("abdomen_y", 100), ("abdomen_z", 100), ("abdomen_x", 100),
-    ("right_hip_x", 100), ("right_hip_z", 100), ("right_hip_y", 300), ("right_knee", 200),
-    ("left_hip_x", 100), ("left_hip_z", 100), ("left_hip_y", 300), ("left_knee", 200),
-    ("right_shoulder1", 25), ("right_shoulder2", 25), ("right_elbow", 25),
-    ("left_shoulder1", 25), ("left_shoulder2", 25), ("left_elbow", 25),
+    ("abdomen_y", 100),
+    ("abdomen_z", 100),
+    ("abdomen_x", 100),
+    ("right_hip_x", 100),
+    ("right_hip_z", 100),
+    ("right_hip_y", 300),
+    ("right_knee", 200),
+    ("left_hip_x", 100),
+    ("left_hip_z", 100),
+    ("left_hip_y", 300),
+    ("left_knee", 200),
+    ("right_shoulder1", 25),
+    ("right_shoulder2", 25),
+    ("right_elbow", 25),
+    ("left_shoulder1", 25),
+    ("left_shoulder2", 25),
+    ("left_elbow", 25),
 )
 
 
 def humanoid_xml(layout: Layout | None = None, cell_size: float = CELL_SIZE, *, timestep: float = TIMESTEP) -> str:
     """The MJCF text of the humanoid, with the walls of `layout` (none for the open field)."""
-    motors = "".join(f'<motor name="{j}" joint="{j}" gear="{g}" ctrlrange="-0.4 0.4" ctrllimited="true"/>'
-                     for j, g in MOTORS)
+    motors = "".join(f'<motor name="{j}" joint="{j}" gear="{g}" ctrlrange="-0.4 0.4" ctrllimited="true"/>' for j, g in MOTORS)
     walls = "" if layout is None else maze.walls_xml(layout, cell_size, WALL_HEIGHT, contype=_WALLS)
     custom = "" if layout is None else f'<custom><numeric name="max_geom_pairs" data="{MAX_WALL_PAIRS}"/></custom>'
     return f"""
-{mjcf_header("humanoid", angle="degree", option=f'timestep="{timestep:g}" solver="Newton"', joint='limited="true"',
-              geom='contype="0" conaffinity="0" condim="3" friction="1 0.1 0.1" rgba="0.8 0.6 0.4 1"')}
+{
+        mjcf_header(
+            "humanoid",
+            angle="degree",
+            option=f'timestep="{timestep:g}" solver="Newton"',
+            joint='limited="true"',
+            geom='contype="0" conaffinity="0" condim="3" friction="1 0.1 0.1" rgba="0.8 0.6 0.4 1"',
+        )
+    }
   {FLOOR_ASSETS}
   {custom}
   <worldbody>
@@ -209,13 +228,15 @@ class Humanoid(Locomotion):
         return dist * jnp.stack([jnp.cos(angle), jnp.sin(angle)])
 
     def _observe(self, data):
-        return jnp.concatenate([
-            data.qpos,
-            data.qvel,
-            self._body_inertia(data).reshape(-1),
-            data.cvel[1:].reshape(-1),  # every body but the world
-            data.qfrc_actuator,
-        ]).astype(jnp.float32)
+        return jnp.concatenate(
+            [
+                data.qpos,
+                data.qvel,
+                self._body_inertia(data).reshape(-1),
+                data.cvel[1:].reshape(-1),  # every body but the world
+                data.qfrc_actuator,
+            ]
+        ).astype(jnp.float32)
 
     def _body_inertia(self, data) -> jax.Array:
         """[11, 10] MuJoCo's `cinert` of every body but the world: inertia (xx, yy, zz, xy, xz, yz) about the
@@ -227,7 +248,9 @@ class Humanoid(Locomotion):
         inertia = jnp.einsum("bij,bj,bkj->bik", rot, principal, rot)
         offset = data.xipos[1:] - data.subtree_com[1]  # every body hangs from the torso
         inertia = inertia + mass[..., None] * (
-            jnp.sum(offset * offset, -1)[:, None, None] * jnp.eye(3) - offset[:, :, None] * offset[:, None, :])
-        six = jnp.stack([inertia[:, 0, 0], inertia[:, 1, 1], inertia[:, 2, 2],
-                         inertia[:, 0, 1], inertia[:, 0, 2], inertia[:, 1, 2]], axis=-1)
+            jnp.sum(offset * offset, -1)[:, None, None] * jnp.eye(3) - offset[:, :, None] * offset[:, None, :]
+        )
+        six = jnp.stack(
+            [inertia[:, 0, 0], inertia[:, 1, 1], inertia[:, 2, 2], inertia[:, 0, 1], inertia[:, 0, 2], inertia[:, 1, 2]], axis=-1
+        )
         return jnp.concatenate([six, mass * offset, mass], axis=-1)

@@ -23,8 +23,12 @@ from deepcrl.envs.layouts import Layout
 def wall_boxes(layout: Layout, cell_size: float) -> list[tuple[float, float, float, float]]:
     """One box per wall cell: (centre x, centre y, half x, half y)."""
     half = cell_size / 2
-    return [((c + 0.5) * cell_size, (r + 0.5) * cell_size, half, half)
-            for r in range(layout.height) for c in range(layout.width) if layout.walls[r][c]]
+    return [
+        ((c + 0.5) * cell_size, (r + 0.5) * cell_size, half, half)
+        for r in range(layout.height)
+        for c in range(layout.width)
+        if layout.walls[r][c]
+    ]
 
 
 def walls_xml(layout: Layout, cell_size: float, height: float, *, contype: int = 1, conaffinity: int = 0) -> str:

@@ -107,12 +107,17 @@ def pusher_xml() -> str:
         f'<geom name="hand_{n}" type="capsule" fromto="{a}" size="0.02" contype="0" conaffinity="1" rgba="0.3 0.3 0.3 1"/>'
         for n, a in (("bar", "0 -0.1 0 0 0.1 0"), ("left", "0 0.1 0 0.1 0.1 0"), ("right", "0 -0.1 0 0.1 -0.1 0"))
     )
-    motors = "".join(
-        f'<motor name="{n}" joint="{n}" gear="1" ctrlrange="-2 2" ctrllimited="true"/>' for n, *_ in ARM_JOINTS
-    )
+    motors = "".join(f'<motor name="{n}" joint="{n}" gear="1" ctrlrange="-2 2" ctrllimited="true"/>' for n, *_ in ARM_JOINTS)
     return f"""
-{mjcf_header("pusher", angle="radian", option='timestep="0.01" gravity="0 0 0"', joint='type="hinge" limited="true" armature="0.04"',
-              geom='contype="0" conaffinity="0" condim="3" friction="0.8 0.1 0.1" density="300" rgba="0.55 0.45 0.35 1"')}
+{
+        mjcf_header(
+            "pusher",
+            angle="radian",
+            option='timestep="0.01" gravity="0 0 0"',
+            joint='type="hinge" limited="true" armature="0.04"',
+            geom='contype="0" conaffinity="0" condim="3" friction="0.8 0.1 0.1" density="300" rgba="0.55 0.45 0.35 1"',
+        )
+    }
   <worldbody>
     <light pos="0 0 3" dir="0 0 -1" directional="true"/>
     <camera name="front" pos="2.0 -0.3 0.6" xyaxes="0 1 0 -0.45 0 0.89"/>
@@ -172,12 +177,9 @@ class Pusher(MjxTask):
         super().__init__(model, episode_length=episode_length, goal_threshold=goal_threshold)
 
     def _observe(self, data):
-        return jnp.concatenate([
-            data.qpos[:7],
-            data.site_xpos[self._tip_site],
-            data.xpos[self._puck_body, :2],
-            data.qvel[:7],
-        ]).astype(jnp.float32)
+        return jnp.concatenate([data.qpos[:7], data.site_xpos[self._tip_site], data.xpos[self._puck_body, :2], data.qvel[:7]]).astype(
+            jnp.float32
+        )
 
     def _goal(self, key):
         return _uniform_box(key, GOALS_HARD if self.hard else GOALS_EASY)
@@ -191,8 +193,7 @@ class Pusher(MjxTask):
         k_puck, k_vel = jax.random.split(key)
         puck = _uniform_box(k_puck, PUCK_START) - jnp.asarray(PUCK_HOME, jnp.float32)
         qpos = self._init_qpos.at[7:9].set(puck)
-        qvel = jnp.zeros(9, jnp.float32).at[:7].set(
-            jax.random.uniform(k_vel, (7,), jnp.float32, -START_VEL_NOISE, START_VEL_NOISE))
+        qvel = jnp.zeros(9, jnp.float32).at[:7].set(jax.random.uniform(k_vel, (7,), jnp.float32, -START_VEL_NOISE, START_VEL_NOISE))
         return qpos, qvel
 
     def _place_goal(self, qpos, goal):

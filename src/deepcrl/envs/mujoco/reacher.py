@@ -57,13 +57,20 @@ def reacher_xml() -> str:
     side = 0.3
     corners = [(-side, -side), (side, -side), (side, side), (-side, side)]
     border = "".join(
-        f'<geom name="border{i}" type="capsule" size="0.02" rgba="0.9 0.4 0.6 1" '
-        f'fromto="{x0} {y0} {HEIGHT} {x1} {y1} {HEIGHT}"/>'
+        f'<geom name="border{i}" type="capsule" size="0.02" rgba="0.9 0.4 0.6 1" fromto="{x0} {y0} {HEIGHT} {x1} {y1} {HEIGHT}"/>'
         for i, ((x0, y0), (x1, y1)) in enumerate(zip(corners, corners[1:] + corners[:1]))
     )
     return f"""
-{mjcf_header("reacher", angle="radian", option='timestep="0.01"', flags='contact="disable" eulerdamp="disable"',
-              joint='type="hinge" axis="0 0 1" armature="1" damping="1"', geom='contype="0" conaffinity="0" density="1000" rgba="0.0 0.4 0.6 1"')}
+{
+        mjcf_header(
+            "reacher",
+            angle="radian",
+            option='timestep="0.01"',
+            flags='contact="disable" eulerdamp="disable"',
+            joint='type="hinge" axis="0 0 1" armature="1" damping="1"',
+            geom='contype="0" conaffinity="0" density="1000" rgba="0.0 0.4 0.6 1"',
+        )
+    }
   <worldbody>
     <light pos="0 0 2" dir="0 0 -1" directional="true"/>
     <camera name="top" pos="0 0 0.75" xyaxes="1 0 0 0 1 0"/>
