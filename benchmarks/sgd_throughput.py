@@ -13,7 +13,7 @@ N` adds "partial" rows with N blocks per iteration. The "auto" column says which
 `--backward-saves` picks what the backward pass keeps of each residual block (`ResidualMLP.backward_saves`):
 "auto" (the library default: "dots" for a scan of several iterations, "all" for one), "dots" (the four
 matmul outputs; LayerNorm and activation recomputed) and/or "all" (every intermediate autodiff saves by
-default, the behaviour before issue 4). All programs of one depth
+default, the behaviour before backward_saves="dots"). All programs of one depth
 are compiled first and then timed interleaved (one call of each in turn, `--repeats` rounds; median),
 so that load from other processes on a shared machine hits them alike; the 1-minute load average is
 recorded with every call.
@@ -29,7 +29,7 @@ The last line recommends a value for `networks.UNROLL_ALL_UP_TO_DEPTH`.
 
     python benchmarks/sgd_throughput.py            # depth 4, 16, 64, 256; width 256, batch 256
     python benchmarks/sgd_throughput.py --quick    # smoke test: tiny sizes, depth 8
-    python benchmarks/sgd_throughput.py --backward-saves all dots   # before / after issue 4's fix, every layout
+    python benchmarks/sgd_throughput.py --backward-saves all dots   # before / after backward_saves="dots", every layout
 """
 
 from __future__ import annotations

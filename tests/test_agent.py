@@ -1,4 +1,4 @@
-"""The CRL agent's pure functions: init, act, the three losses and one SGD step (paper.md §2-§3)."""
+"""The CRL agent's pure functions: init, act, the three losses and one SGD step (the paper's critic and actor)."""
 
 from __future__ import annotations
 

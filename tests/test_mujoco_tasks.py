@@ -1,4 +1,4 @@
-"""Every MuJoCo task (paper.md §8): sizes, resets, random steps, goals, success, falls, walls, registry.
+"""Every MuJoCo task (the paper's tasks): sizes, resets, random steps, goals, success, falls, walls, registry.
 
 Each task is compiled once (tests/mujoco_helpers.py) and the checks below read the same results.
 """
@@ -17,7 +17,7 @@ from deepcrl.envs.mujoco import maze
 from deepcrl.errors import ConfigError
 from mujoco_helpers import NUM_ENVS, STEPS, probe, task
 
-# The paper's table (paper.md §8) and each model's documented sizes: (state, goal, action, threshold)
+# The paper's table (the paper's tasks) and each model's documented sizes: (state, goal, action, threshold)
 EXPECTED = {
     "ant": (29, 2, 8, 0.5),
     "humanoid": (246, 3, 17, 0.5),  # the paper says 268: its model simulates the goal marker (humanoid.py)

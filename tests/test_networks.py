@@ -150,7 +150,7 @@ _SCAN_KW = dict(out_size=3, width=16, depth=12)  # three blocks: unroll=2 leaves
 
 @pytest.fixture(scope="module")
 def rolled_reference():
-    """The rolled scan keeping every intermediate for the backward pass (the layout before issue 4)."""
+    """The rolled scan keeping every intermediate for the backward pass (the layout before backward_saves="dots")."""
     x = _x()
     base = ResidualMLP(**_SCAN_KW, backward_saves="all")
     params = jax.jit(base.init)(KEY, x)

@@ -4,7 +4,7 @@ A preset replaces the built-in defaults; a `--config FILE` and flags on the comm
 (flags > file > preset > defaults). Presets say nothing about the task or the depth, so one preset
 serves every task: `deepcrl train --preset paper --env ant_big_maze --depth 64`.
 
-- `paper`: the paper's training settings (paper.md §6; Table 7 and the reference code): 512
+- `paper`: the paper's training settings (the paper's hyperparameter table and its reference code): 512
   environments, 62-step collections (31,744 env steps per epoch), 800 SGD steps of batch 512 per
   collection (update-to-data about 1:40), a 10,000-step FIFO buffer per environment prefilled with
   1,000 steps, width 256, 100 evaluations of 128 episodes, 100M environment steps. Meant for a GPU;

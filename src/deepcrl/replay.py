@@ -5,7 +5,7 @@ writes `unroll_length` consecutive steps of every environment. Every step record
 observation, the action, the goal slice of the *next* state (before any automatic reset) and the id of
 the episode it belongs to, so trajectories can be told apart without storing boundaries.
 
-Relabelling (paper.md §4): for a transition at step i, the goal is the achieved goal of the state at
+Relabelling (the paper's reference code): for a transition at step i, the goal is the achieved goal of the state at
 step i + k of the same episode, with P(k) proportional to gamma^(k-1) for k = 1..n, where n is the
 number of next-states of that episode still in the buffer (a geometric law truncated at the end of the
 trajectory and renormalised, as in the reference code). The episode's last buffered step is found by a

@@ -10,6 +10,7 @@ the global batch and sliced, so every row gets the noise it would get on one dev
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -79,11 +80,28 @@ def network_settings(config: Config, task: Env, default_learning_rate: float) ->
 
 
 class AgentDefaults:
-    """Defaults of the `Agent` interface's optional answers (agents/base.py)."""
+    """Defaults of the `Agent` interface's optional answers (agents/base.py), and the one rule that
+    builds an agent from a run config."""
 
     name: ClassVar[str]
+    config_class: ClassVar[type]
+    default_learning_rate: ClassVar[float]
     best_of_k: ClassVar[bool] = False
     run_fields: ClassVar[tuple[str, ...]] = ()
+
+    @classmethod
+    def from_run_config(cls, config: Config, task: Env, axis_name: str | None = None):
+        """The agent a validated run config describes. Its config's network fields come from
+        `network_settings`; every other field from the run config's field of the same name, and where
+        that is None (unset), from the agent class's `default_<name>` (e.g. `default_entropy_scale`)."""
+        network = network_settings(config, task, cls.default_learning_rate)
+        own = {}
+        for field in dataclasses.fields(cls.config_class):
+            if field.name in network or not hasattr(config, field.name):
+                continue
+            value = getattr(config, field.name)
+            own[field.name] = getattr(cls, f"default_{field.name}") if value is None else value
+        return cls(cls.config_class(**network, **own), axis_name=axis_name)
 
     def cost_model(self, config: Config, num_devices: int):
         return None  # the dry run's FLOP and memory models describe CRL's update only
@@ -288,3 +306,11 @@ class DataParallel:
         rows = local_shape[0]
         eps = jax.random.normal(key, (rows * self._num_devices(),) + tuple(local_shape[1:]), dtype)
         return jax.lax.dynamic_slice_in_dim(eps, self._row_offset(rows), rows)
+
+
+class RelabelledAgent(RelabelledData, AgentDefaults, DataParallel, TanhGaussianPolicy):
+    """The bases of a tanh-Gaussian agent that learns from future-goal batches (CRL, GCBC)."""
+
+
+class TwinQAgent(TDData, TwinQCritic, AgentDefaults, DataParallel):
+    """The bases of an actor + TwinQ agent that learns from TD batches (SAC, TD3)."""

@@ -1,11 +1,11 @@
 """Contrastive RL (CRL): a critic trained by classification, an actor that climbs it.
 
-Critic (paper.md §2): two encoders, phi over concat(state, action) and psi over the goal, both
+Critic (the paper's): two encoders, phi over concat(state, action) and psi over the goal, both
 `repr_dim` wide; the logit f(s, a, g) = energy(phi(s, a), psi(g)) (negative L2 distance by default).
 On a batch of B transitions with relabelled future goals, the B x B matrix f(s_i, a_i, g_j) is
 classified with the positives on the diagonal (InfoNCE and its variants, see losses.py).
 
-Actor (paper.md §3): a tanh-squashed Gaussian pi(a | s, g); loss mean(alpha log pi - f(s, a~pi, g)) on
+Actor (the paper's): a tanh-squashed Gaussian pi(a | s, g); loss mean(alpha log pi - f(s, a~pi, g)) on
 the relabelled goals, with the entropy temperature alpha tuned towards a target entropy of
 -entropy_scale x action size. One SGD step updates actor and alpha with the current critic, then the
 critic, on the same minibatch. No target networks, no gradient clipping, no weight decay.
@@ -33,23 +33,12 @@ import optax
 from flax import struct
 
 from deepcrl import losses
-from deepcrl.agents.common import (
-    AgentDefaults,
-    DataParallel,
-    NetworkConfig,
-    RelabelledData,
-    TanhGaussianPolicy,
-    adam,
-    global_norm,
-    network_settings,
-    temperature_loss,
-)
+from deepcrl.agents.common import NetworkConfig, RelabelledAgent, adam, global_norm, temperature_loss
 from deepcrl.networks import Actor, ResidualMLP, param_count, sample_tanh_gaussian
 from deepcrl.replay import Batch
 
 if TYPE_CHECKING:
     from deepcrl.config import Config
-    from deepcrl.envs.base import Env
 
 
 @dataclass(frozen=True)
@@ -84,7 +73,7 @@ class CRLState:
         return {"critic parameters": self.critic_params, "actor parameters": self.actor_params, "log alpha": self.log_alpha}
 
 
-class CRL(RelabelledData, AgentDefaults, DataParallel, TanhGaussianPolicy):
+class CRL(RelabelledAgent):
     """The networks and optimisers of one CRL agent (static), with pure init / act / update.
 
     `axis_name`: the mesh axis the batch is split over when `update` runs inside shard_map (None on
@@ -109,22 +98,6 @@ class CRL(RelabelledData, AgentDefaults, DataParallel, TanhGaussianPolicy):
     default_learning_rate = 3e-4  # the paper's Adam step size
     default_entropy_scale = 0.5  # the paper's target entropy -0.5 x action size
     best_of_k = True
-
-    @classmethod
-    def from_run_config(cls, config: Config, task: Env, axis_name: str | None = None) -> CRL:
-        entropy_scale = cls.default_entropy_scale if config.entropy_scale is None else config.entropy_scale
-        return cls(
-            CRLConfig(
-                **network_settings(config, task, cls.default_learning_rate),
-                repr_dim=config.repr_dim,
-                energy=config.energy,
-                contrastive_loss=config.contrastive_loss,
-                logsumexp_penalty=config.logsumexp_penalty,
-                entropy_scale=entropy_scale,
-                alpha_lr=config.alpha_lr,
-            ),
-            axis_name=axis_name,
-        )
 
     def closed_form_params(self) -> dict[str, int]:
         c = self.config

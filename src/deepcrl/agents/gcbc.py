@@ -15,29 +15,16 @@ that of x = atanh(a) under the Gaussian, with the tanh change of variables (acti
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 import optax
 from flax import struct
 
-from deepcrl.agents.common import (
-    AgentDefaults,
-    DataParallel,
-    NetworkConfig,
-    RelabelledData,
-    TanhGaussianPolicy,
-    adam,
-    global_norm,
-    network_settings,
-)
+from deepcrl.agents.common import NetworkConfig, RelabelledAgent, adam, global_norm
 from deepcrl.networks import Actor, deterministic_action, param_count, tanh_gaussian_log_prob
 from deepcrl.replay import Batch
-
-if TYPE_CHECKING:
-    from deepcrl.config import Config
-    from deepcrl.envs.base import Env
 
 
 @dataclass(frozen=True)
@@ -58,7 +45,7 @@ class GCBCState:
         return {"actor parameters": self.actor_params}
 
 
-class GCBC(RelabelledData, AgentDefaults, DataParallel, TanhGaussianPolicy):
+class GCBC(RelabelledAgent):
     """The policy network and optimiser of one GCBC / GCSL agent (static), with pure init / act / update."""
 
     name = "gcbc"
@@ -66,10 +53,6 @@ class GCBC(RelabelledData, AgentDefaults, DataParallel, TanhGaussianPolicy):
     prefill_uniform = False  # the initial (stochastic) policy collects the prefill
     watched = ("actor/loss", "actor/grad_norm")
     default_learning_rate = 3e-4  # OGBench's GCBC
-
-    @classmethod
-    def from_run_config(cls, config: Config, task: Env, axis_name: str | None = None) -> GCBC:
-        return cls(GCBCConfig(**network_settings(config, task, cls.default_learning_rate)), axis_name=axis_name)
 
     def closed_form_params(self) -> dict[str, int]:
         c = self.config

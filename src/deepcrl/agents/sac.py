@@ -18,33 +18,16 @@ targets, all on the same minibatch.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 import optax
 from flax import struct
 
-from deepcrl.agents.common import (
-    AgentDefaults,
-    DataParallel,
-    NetworkConfig,
-    TanhGaussianPolicy,
-    TDData,
-    TwinQ,
-    TwinQCritic,
-    adam,
-    global_norm,
-    network_settings,
-    polyak,
-    temperature_loss,
-)
+from deepcrl.agents.common import NetworkConfig, TanhGaussianPolicy, TwinQ, TwinQAgent, adam, global_norm, polyak, temperature_loss
 from deepcrl.networks import Actor, sample_tanh_gaussian
 from deepcrl.replay import TDBatch
-
-if TYPE_CHECKING:
-    from deepcrl.config import Config
-    from deepcrl.envs.base import Env
 
 
 @dataclass(frozen=True)
@@ -82,7 +65,7 @@ class SACState:
         }
 
 
-class SAC(TDData, TwinQCritic, AgentDefaults, DataParallel, TanhGaussianPolicy):
+class SAC(TwinQAgent, TanhGaussianPolicy):
     """The networks and optimisers of one SAC agent (static), with pure init / act / update."""
 
     name = "sac"
@@ -105,20 +88,6 @@ class SAC(TDData, TwinQCritic, AgentDefaults, DataParallel, TanhGaussianPolicy):
     default_entropy_scale = 1.0  # target entropy -dim(A), Haarnoja et al. 2018
     best_of_k = True
     actor_outputs = 2  # mean and log std
-
-    @classmethod
-    def from_run_config(cls, config: Config, task: Env, axis_name: str | None = None) -> SAC:
-        entropy_scale = cls.default_entropy_scale if config.entropy_scale is None else config.entropy_scale
-        return cls(
-            SACConfig(
-                **network_settings(config, task, cls.default_learning_rate),
-                gamma=config.gamma,
-                tau=config.tau,
-                entropy_scale=entropy_scale,
-                alpha_lr=config.alpha_lr,
-            ),
-            axis_name=axis_name,
-        )
 
     def __init__(self, config: SACConfig, axis_name: str | None = None):
         self.config = c = config

@@ -17,31 +17,16 @@ Rewards, terminal flags and goals come with the batch (replay.sample_td).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 import optax
 from flax import struct
 
-from deepcrl.agents.common import (
-    AgentDefaults,
-    DataParallel,
-    NetworkConfig,
-    TDData,
-    TwinQ,
-    TwinQCritic,
-    adam,
-    global_norm,
-    network_settings,
-    polyak,
-)
+from deepcrl.agents.common import NetworkConfig, TwinQ, TwinQAgent, adam, global_norm, polyak
 from deepcrl.networks import ResidualMLP
 from deepcrl.replay import TDBatch
-
-if TYPE_CHECKING:
-    from deepcrl.config import Config
-    from deepcrl.envs.base import Env
 
 
 @dataclass(frozen=True)
@@ -77,7 +62,7 @@ class TD3State:
         }
 
 
-class TD3(TDData, TwinQCritic, AgentDefaults, DataParallel):
+class TD3(TwinQAgent):
     """The networks and optimisers of one TD3 agent (static), with pure init / act / update."""
 
     name = "td3"
@@ -101,22 +86,6 @@ class TD3(TDData, TwinQCritic, AgentDefaults, DataParallel):
     )
     default_learning_rate = 1e-3  # Fujimoto et al. 2018, Table 3
     actor_outputs = 1  # a deterministic action
-
-    @classmethod
-    def from_run_config(cls, config: Config, task: Env, axis_name: str | None = None) -> TD3:
-        return cls(
-            TD3Config(
-                **network_settings(config, task, cls.default_learning_rate),
-                gamma=config.gamma,
-                tau=config.tau,
-                policy_noise=config.policy_noise,
-                noise_clip=config.noise_clip,
-                policy_delay=config.policy_delay,
-                exploration_noise=config.exploration_noise,
-                preactivation_penalty=config.preactivation_penalty,
-            ),
-            axis_name=axis_name,
-        )
 
     def __init__(self, config: TD3Config, axis_name: str | None = None):
         self.config = c = config

@@ -6,7 +6,7 @@
 
 or all of it from a run directory: `render_run(RUN_DIR, ...)`, which is what `deepcrl render` calls.
 
-Episodes are the evaluation episodes of `deepcrl eval` (paper.md §7): start in the layout's start
+Episodes are the evaluation episodes of `deepcrl eval` (the paper's evaluation protocol): start in the layout's start
 cells, goal in its far goal cells, deterministic actions tanh(mean). They play one after another in
 one video; a video of an episode of T steps has T + 1 frames (the start, then one per step), and an
 episode that ends by failure (a fall) is drawn up to and including the step that ended it. The goal

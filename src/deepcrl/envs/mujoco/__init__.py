@@ -1,4 +1,4 @@
-"""The paper's MuJoCo tasks (paper.md §8), stepped with MJX.
+"""The paper's MuJoCo tasks (the paper's tasks), stepped with MJX.
 
 Every task implements the `deepcrl.envs.Env` protocol, so the trainer, evaluation, checkpoints and the
 command line work on them unchanged. Modules are imported on first use (MuJoCo is a large import).

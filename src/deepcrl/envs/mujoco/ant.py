@@ -1,4 +1,4 @@
-"""The ant: a four-legged robot, in the open or in a maze (paper.md §8).
+"""The ant: a four-legged robot, in the open or in a maze (the paper's tasks).
 
 State (29): qpos (15: torso x, y, z, orientation quaternion, 8 joint angles) and qvel (14). Goal: the
 torso's (x, y), indices (0, 1). Action (8): torques of the hip and ankle joints. Threshold 0.5 m;
@@ -26,7 +26,7 @@ from deepcrl.envs.mujoco import maze
 from deepcrl.envs.mujoco.base import FLOOR_ASSETS, import_mujoco, mjcf_header
 from deepcrl.envs.mujoco.locomotion import Locomotion
 
-CELL_SIZE = 4.0  # metres per maze cell (paper.md §8)
+CELL_SIZE = 4.0  # metres per maze cell (the paper's tasks)
 WALL_HEIGHT = 2.0
 GOAL_DISTANCE = 10.0
 MAX_WALL_PAIRS = 8  # MJX broad phase: exact wall tests per step for the 8 closest (sphere, wall) pairs  # open-field goals lie on a circle of this radius around the start

@@ -1,4 +1,4 @@
-"""The arm tasks: a 7-joint arm with a two-finger gripper reaches, pushes or carries a cube (paper.md §8).
+"""The arm tasks: a 7-joint arm with a two-finger gripper reaches, pushes or carries a cube (the paper's tasks).
 
 Tasks: `arm_reach`, `arm_push_easy`, `arm_push_hard`, `arm_binpick_easy`, `arm_binpick_hard`.
 
@@ -80,7 +80,7 @@ whose arm is a Franka Panda model file that cannot be shipped:
 - Physics: the reference steps 0.002 s x 25 with 6 solver iterations and 12 line-search steps; here
   0.01 s x 5 (the same 0.05 s per environment step), Newton with 4 and 3.
 - Episode length: the reference's env files suggest 100 (reach) and 150 steps, but the paper trains
-  and evaluates with 1,000-step episodes (paper.md §6-§7), the default here.
+  and evaluates with 1,000-step episodes (the paper's training and evaluation settings), the default here.
 - The goal is not a body in the simulation (the reference moves a ghost cube in qpos); renderers draw
   it with `goal_marker`. The reference drops the cube from z = 0.07; here it starts at rest.
 """

@@ -1,4 +1,4 @@
-"""The humanoid: a 17-motor biped that must walk upright to a 3-D goal, in the open or in a maze (paper.md §8).
+"""The humanoid: a 17-motor biped that must walk upright to a 3-D goal, in the open or in a maze (the paper's tasks).
 
 State (246): qpos (24: torso x, y, z, orientation quaternion, 17 joint angles), qvel (23), and for each
 of the 11 bodies its inertia about the centre of mass (`cinert`, 10 numbers: 6 of the inertia matrix,
@@ -62,7 +62,7 @@ from deepcrl.envs.mujoco import maze
 from deepcrl.envs.mujoco.base import FLOOR_ASSETS, import_mujoco, mjcf_header
 from deepcrl.envs.mujoco.locomotion import Locomotion
 
-CELL_SIZE = 2.0  # metres per maze cell (paper.md §8)
+CELL_SIZE = 2.0  # metres per maze cell (the paper's tasks)
 WALL_HEIGHT = 2.0  # tall enough that the torso (healthy between 1 and 2 m) always meets the walls
 GOAL_HEIGHT = 1.25  # z of every goal: about the torso's height when standing
 GOAL_DISTANCE = (1.0, 5.0)  # open-field goals: distance from the origin uniform in this range
