@@ -6,7 +6,7 @@ For each layout and each number of environments N, jits
     vmap(step_autoreset) (envs/base.py), so episode ends are reset with a fresh start and goal
 
 and reports N x T / seconds. The environments are built from the training defaults
-(`make_env_from_config(Config(env=...))`: point mazes have 100-step episodes, so with T = 200 every
+(`build_task(Config(env=...))`: point mazes have 100-step episodes, so with T = 200 every
 point environment is reset twice per call; MuJoCo tasks have 1,000-step episodes but the ant and the
 humanoid fall (and reset) often under random actions). Drawing the random actions is part of the
 timed program; the states are carried from call to call.
@@ -31,7 +31,7 @@ import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 
 from _common import output_path, header, make_parser, print_table, time_call, write_results  # noqa: E402
-from deepcrl.build import build_task as make_env_from_config  # noqa: E402
+from deepcrl.build import build_task  # noqa: E402
 from deepcrl.config import Config  # noqa: E402
 from deepcrl.envs import ENV_NAMES, MUJOCO_TASK_NAMES, POINT_ENV_NAMES, step_autoreset  # noqa: E402
 
@@ -97,7 +97,7 @@ def main() -> None:
     rows = []
     for env_name in envs:
         quick_episodes = {"episode_length": 10} if args.quick and env_name in POINT_ENV_NAMES else {"episode_length": None}
-        env = make_env_from_config(dataclasses.replace(base, env=env_name, **quick_episodes))
+        env = build_task(dataclasses.replace(base, env=env_name, **quick_episodes))
         layout = getattr(env, "layout", None)
         for n in num_envs:
             states, key, program = build(env, n, steps)

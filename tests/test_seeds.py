@@ -151,4 +151,4 @@ def test_bad_seed_ranges_are_refused():
     with pytest.raises(ConfigError, match="num_seeds=0"):
         Trainer(Config(**dict(TINY, num_seeds=0)))
     with pytest.raises(ConfigError, match="seed"):
-        deepcrl.config.validate(Config(**dict(TINY, seed=2**32 - 1, num_seeds=2)))
+        deepcrl.build.validate(Config(**dict(TINY, seed=2**32 - 1, num_seeds=2)))

@@ -165,10 +165,9 @@ def _block_class(remat: bool, backward_saves: str) -> type[nn.Module]:
     raise ConfigError(f"backward_saves={backward_saves!r} is not allowed; allowed: {', '.join(BACKWARD_SAVES)}")
 
 
-class ResidualMLP(nn.Module):
-    """Deep residual MLP (see the module docstring). ``out_size=None`` returns the trunk features [.., W]."""
+class Trunk(nn.Module):
+    """The settings of a residual trunk, declared once: `ResidualMLP` and `Actor` inherit them."""
 
-    out_size: int | None = None
     width: int = 256
     depth: int = 4
     layer_norm: bool = True
@@ -178,6 +177,19 @@ class ResidualMLP(nn.Module):
     remat: bool = False
     matmul_dtype: str = "float32"  # float32 or bfloat16 multiplies; parameters, LayerNorm and the output stay float32
     backward_saves: str = "auto"  # see BACKWARD_SAVES; remat=True overrides it (nothing kept, whole block recomputed)
+
+    def trunk_settings(self) -> dict[str, Any]:
+        """This module's trunk settings, to build a `ResidualMLP` with the same trunk."""
+        return {name: getattr(self, name) for name in TRUNK_SETTINGS}
+
+
+TRUNK_SETTINGS = ("width", "depth", "layer_norm", "activation", "residual", "unroll", "remat", "matmul_dtype", "backward_saves")
+
+
+class ResidualMLP(Trunk):
+    """Deep residual MLP (see the module docstring). ``out_size=None`` returns the trunk features [.., W]."""
+
+    out_size: int | None = None
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
@@ -203,39 +215,20 @@ class ResidualMLP(nn.Module):
         return _dense(self.out_size, "head", self.matmul_dtype)(h).astype(jnp.float32)
 
 
-class Actor(nn.Module):
+class Actor(Trunk):
     """Tanh-Gaussian policy network: returns ``(mean, log_std)``, each [.., action_size].
 
-    A trunk-only ``ResidualMLP`` followed by two separate linear heads (``"mean"``, ``"log_std"``).
-    log_std = -5 + 0.5 * 7 * (tanh(raw) + 1), i.e. in [-5, 2].
+    A trunk-only ``ResidualMLP`` (submodule ``"trunk"``, the same trunk settings) followed by two
+    separate linear heads (``"mean"``, ``"log_std"``). log_std = -5 + 0.5 * 7 * (tanh(raw) + 1), i.e. in [-5, 2].
     """
 
-    action_size: int
-    width: int = 256
-    depth: int = 4
-    layer_norm: bool = True
-    activation: str = "swish"
-    residual: bool = True
-    unroll: int | bool = 1
-    remat: bool = False
-    matmul_dtype: str = "float32"
-    backward_saves: str = "auto"
+    action_size: int | None = None  # required
 
     @nn.compact
     def __call__(self, x: jax.Array) -> tuple[jax.Array, jax.Array]:
-        h = ResidualMLP(
-            out_size=None,
-            width=self.width,
-            depth=self.depth,
-            layer_norm=self.layer_norm,
-            activation=self.activation,
-            residual=self.residual,
-            unroll=self.unroll,
-            remat=self.remat,
-            matmul_dtype=self.matmul_dtype,
-            backward_saves=self.backward_saves,
-            name="trunk",
-        )(x)
+        if not isinstance(self.action_size, int) or self.action_size <= 0:
+            raise ConfigError(f"action_size={self.action_size!r} is not allowed; the actor needs a positive action size")
+        h = ResidualMLP(out_size=None, name="trunk", **self.trunk_settings())(x)
         mean = _dense(self.action_size, "mean", self.matmul_dtype)(h).astype(jnp.float32)
         raw = _dense(self.action_size, "log_std", self.matmul_dtype)(h).astype(jnp.float32)
         log_std = LOG_STD_MIN + 0.5 * (LOG_STD_MAX - LOG_STD_MIN) * (jnp.tanh(raw) + 1.0)
@@ -288,6 +281,8 @@ __all__ = [
     "LOG_STD_MIN",
     "ResidualBlock",
     "ResidualMLP",
+    "TRUNK_SETTINGS",
+    "Trunk",
     "count_params",
     "deterministic_action",
     "get_activation",

@@ -52,6 +52,26 @@ class NetworkConfig:
             layer_norm=self.layer_norm, activation=self.activation, residual=self.residual, remat=self.remat, matmul_dtype=self.matmul_dtype
         )
 
+    def actor_network(self) -> dict[str, Any]:
+        """The trunk settings of the actor network (networks.Trunk's fields)."""
+        return dict(width=self.actor_width, depth=self.actor_depth, unroll=self.actor_unroll, **self.trunk())
+
+    def critic_network(self) -> dict[str, Any]:
+        """The trunk settings of each critic network (phi and psi, or each Q-network)."""
+        return dict(width=self.critic_width, depth=self.critic_depth, unroll=self.critic_unroll, **self.trunk())
+
+
+@dataclass(frozen=True)
+class TemperatureConfig(NetworkConfig):
+    """A NetworkConfig with a tuned entropy temperature (CRL, SAC): alpha is driven towards a target entropy."""
+
+    entropy_scale: float = 0.5  # target entropy = -entropy_scale x action size
+    alpha_lr: float = 3e-4  # Adam step size, log alpha
+
+    @property
+    def target_entropy(self) -> float:
+        return -self.entropy_scale * self.action_size
+
 
 def network_settings(config: Config, task: Env, default_learning_rate: float) -> dict[str, Any]:
     """The `NetworkConfig` fields a run config gives for `task`: sizes, depths and widths (each network's
@@ -102,6 +122,13 @@ class AgentDefaults:
             value = getattr(config, field.name)
             own[field.name] = getattr(cls, f"default_{field.name}") if value is None else value
         return cls(cls.config_class(**network, **own), axis_name=axis_name)
+
+    def fresh_optimizer_states(self, **params: Any) -> dict[str, Any]:
+        """The state fields of a fresh agent beside its parameters: for each `name=tree`, `<name>_opt`, the
+        initial state of `self.<name>_optimizer` for that tree; and `steps`, 0."""
+        out = {f"{name}_opt": getattr(self, f"{name}_optimizer").init(tree) for name, tree in params.items()}
+        out["steps"] = jnp.int32(0)
+        return out
 
     def cost_model(self, config: Config, num_devices: int):
         return None  # the dry run's FLOP and memory models describe CRL's update only
@@ -228,7 +255,7 @@ class TwinQ:
 
     def __init__(self, config: NetworkConfig):
         c = config
-        self.net = ResidualMLP(width=c.critic_width, depth=c.critic_depth, out_size=1, unroll=c.critic_unroll, **c.trunk())
+        self.net = ResidualMLP(out_size=1, **c.critic_network())
         self.in_size = c.state_size + c.action_size + c.goal_size
 
     def init(self, key: jax.Array) -> Any:
@@ -313,4 +340,10 @@ class RelabelledAgent(RelabelledData, AgentDefaults, DataParallel, TanhGaussianP
 
 
 class TwinQAgent(TDData, TwinQCritic, AgentDefaults, DataParallel):
-    """The bases of an actor + TwinQ agent that learns from TD batches (SAC, TD3)."""
+    """The bases of an actor + TwinQ agent that learns from TD batches (SAC, TD3); its subclass adds the actor."""
+
+    def __init__(self, config: NetworkConfig, axis_name: str | None = None):
+        self.config, self.axis_name = config, axis_name
+        self.q = TwinQ(config)
+        self.actor_optimizer = adam(config.actor_lr, config.max_grad_norm)
+        self.critic_optimizer = adam(config.critic_lr, config.max_grad_norm)

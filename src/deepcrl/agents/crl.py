@@ -33,7 +33,7 @@ import optax
 from flax import struct
 
 from deepcrl import losses
-from deepcrl.agents.common import NetworkConfig, RelabelledAgent, adam, global_norm, temperature_loss
+from deepcrl.agents.common import RelabelledAgent, TemperatureConfig, adam, global_norm, temperature_loss
 from deepcrl.networks import Actor, ResidualMLP, param_count, sample_tanh_gaussian
 from deepcrl.replay import Batch
 
@@ -42,17 +42,12 @@ if TYPE_CHECKING:
 
 
 @dataclass(frozen=True)
-class CRLConfig(NetworkConfig):
+class CRLConfig(TemperatureConfig):
+    entropy_scale: float = 0.5  # target entropy = -entropy_scale x action_size (the paper's 0.5)
     repr_dim: int = 64  # representation size of phi and psi
     energy: str = "l2"  # logit f(s,a,g) from the two representations
     contrastive_loss: str = "fwd_infonce"  # classification loss over the B x B logits
     logsumexp_penalty: float = 0.1  # coefficient of the logsumexp^2 regulariser
-    entropy_scale: float = 0.5  # target entropy = -entropy_scale x action_size (the paper's 0.5)
-    alpha_lr: float = 3e-4  # Adam step size, log alpha
-
-    @property
-    def target_entropy(self) -> float:
-        return -self.entropy_scale * self.action_size
 
 
 @struct.dataclass
@@ -122,10 +117,9 @@ class CRL(RelabelledAgent):
     def __init__(self, config: CRLConfig, axis_name: str | None = None):
         self.config = c = config
         self.axis_name = axis_name
-        trunk = c.trunk()
-        self.actor = Actor(width=c.actor_width, depth=c.actor_depth, action_size=c.action_size, unroll=c.actor_unroll, **trunk)
-        self.sa_encoder = ResidualMLP(width=c.critic_width, depth=c.critic_depth, out_size=c.repr_dim, unroll=c.critic_unroll, **trunk)
-        self.g_encoder = ResidualMLP(width=c.critic_width, depth=c.critic_depth, out_size=c.repr_dim, unroll=c.critic_unroll, **trunk)
+        self.actor = Actor(action_size=c.action_size, **c.actor_network())
+        self.sa_encoder = ResidualMLP(out_size=c.repr_dim, **c.critic_network())
+        self.g_encoder = ResidualMLP(out_size=c.repr_dim, **c.critic_network())
         self.actor_optimizer = adam(c.actor_lr, c.max_grad_norm)
         self.critic_optimizer = adam(c.critic_lr, c.max_grad_norm)
         self.alpha_optimizer = optax.adam(c.alpha_lr)
@@ -147,10 +141,7 @@ class CRL(RelabelledAgent):
             actor_params=actor_params,
             critic_params=critic_params,
             log_alpha=log_alpha,
-            actor_opt=self.actor_optimizer.init(actor_params),
-            critic_opt=self.critic_optimizer.init(critic_params),
-            alpha_opt=self.alpha_optimizer.init(log_alpha),
-            steps=jnp.int32(0),
+            **self.fresh_optimizer_states(actor=actor_params, critic=critic_params, alpha=log_alpha),
         )
 
     # ----- the critic -----

@@ -64,13 +64,13 @@ class GCBC(RelabelledAgent):
     def __init__(self, config: GCBCConfig, axis_name: str | None = None):
         self.config = c = config
         self.axis_name = axis_name
-        self.actor = Actor(width=c.actor_width, depth=c.actor_depth, action_size=c.action_size, unroll=c.actor_unroll, **c.trunk())
+        self.actor = Actor(action_size=c.action_size, **c.actor_network())
         self.actor_optimizer = adam(c.actor_lr, c.max_grad_norm)
 
     def init(self, key: jax.Array) -> GCBCState:
         c = self.config
         actor_params = self.actor.init(key, jnp.zeros((1, c.state_size + c.goal_size)))
-        return GCBCState(actor_params=actor_params, actor_opt=self.actor_optimizer.init(actor_params), steps=jnp.int32(0))
+        return GCBCState(actor_params=actor_params, **self.fresh_optimizer_states(actor=actor_params))
 
     def param_groups(self, state: GCBCState) -> dict[str, Any]:
         return {"actor": state.actor_params}

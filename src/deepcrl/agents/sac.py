@@ -25,21 +25,18 @@ import jax.numpy as jnp
 import optax
 from flax import struct
 
-from deepcrl.agents.common import NetworkConfig, TanhGaussianPolicy, TwinQ, TwinQAgent, adam, global_norm, polyak, temperature_loss
+from deepcrl.agents.common import TanhGaussianPolicy, TemperatureConfig, TwinQAgent, global_norm, polyak, temperature_loss
 from deepcrl.networks import Actor, sample_tanh_gaussian
 from deepcrl.replay import TDBatch
 
 
 @dataclass(frozen=True)
-class SACConfig(NetworkConfig):
+class SACConfig(TemperatureConfig):
+    entropy_scale: float = (
+        1.0  # target entropy = -entropy_scale x action size (-dim(A): Haarnoja et al. 2018); log alpha's Adam 3e-4 as there
+    )
     gamma: float = 0.99  # TD discount (Haarnoja et al. 2018, Table 1)
     tau: float = 0.005  # target networks move this fraction towards the Q-networks per update (Haarnoja et al. 2018)
-    entropy_scale: float = 1.0  # target entropy = -entropy_scale x action size (-dim(A): Haarnoja et al. 2018)
-    alpha_lr: float = 3e-4  # Adam step size, log alpha (Haarnoja et al. 2018)
-
-    @property
-    def target_entropy(self) -> float:
-        return -self.entropy_scale * self.action_size
 
 
 @struct.dataclass
@@ -90,13 +87,9 @@ class SAC(TwinQAgent, TanhGaussianPolicy):
     actor_outputs = 2  # mean and log std
 
     def __init__(self, config: SACConfig, axis_name: str | None = None):
-        self.config = c = config
-        self.axis_name = axis_name
-        self.actor = Actor(width=c.actor_width, depth=c.actor_depth, action_size=c.action_size, unroll=c.actor_unroll, **c.trunk())
-        self.q = TwinQ(c)
-        self.actor_optimizer = adam(c.actor_lr, c.max_grad_norm)
-        self.critic_optimizer = adam(c.critic_lr, c.max_grad_norm)
-        self.alpha_optimizer = optax.adam(c.alpha_lr)
+        super().__init__(config, axis_name)
+        self.actor = Actor(action_size=config.action_size, **config.actor_network())
+        self.alpha_optimizer = optax.adam(config.alpha_lr)
 
     def init(self, key: jax.Array) -> SACState:
         c = self.config
@@ -109,10 +102,7 @@ class SAC(TwinQAgent, TanhGaussianPolicy):
             critic_params=critic_params,
             target_critic_params=critic_params,
             log_alpha=log_alpha,
-            actor_opt=self.actor_optimizer.init(actor_params),
-            critic_opt=self.critic_optimizer.init(critic_params),
-            alpha_opt=self.alpha_optimizer.init(log_alpha),
-            steps=jnp.int32(0),
+            **self.fresh_optimizer_states(actor=actor_params, critic=critic_params, alpha=log_alpha),
         )
 
     def _policy_sample(self, actor_params: Any, obs: jax.Array, goal: jax.Array, key: jax.Array):

@@ -24,7 +24,7 @@ import jax.numpy as jnp
 import optax
 from flax import struct
 
-from deepcrl.agents.common import NetworkConfig, TwinQ, TwinQAgent, adam, global_norm, polyak
+from deepcrl.agents.common import NetworkConfig, TwinQAgent, global_norm, polyak
 from deepcrl.networks import ResidualMLP
 from deepcrl.replay import TDBatch
 
@@ -88,12 +88,8 @@ class TD3(TwinQAgent):
     actor_outputs = 1  # a deterministic action
 
     def __init__(self, config: TD3Config, axis_name: str | None = None):
-        self.config = c = config
-        self.axis_name = axis_name
-        self.actor = ResidualMLP(width=c.actor_width, depth=c.actor_depth, out_size=c.action_size, unroll=c.actor_unroll, **c.trunk())
-        self.q = TwinQ(c)
-        self.actor_optimizer = adam(c.actor_lr, c.max_grad_norm)
-        self.critic_optimizer = adam(c.critic_lr, c.max_grad_norm)
+        super().__init__(config, axis_name)
+        self.actor = ResidualMLP(out_size=config.action_size, **config.actor_network())
 
     def init(self, key: jax.Array) -> TD3State:
         c = self.config
@@ -105,9 +101,7 @@ class TD3(TwinQAgent):
             critic_params=critic_params,
             target_actor_params=actor_params,
             target_critic_params=critic_params,
-            actor_opt=self.actor_optimizer.init(actor_params),
-            critic_opt=self.critic_optimizer.init(critic_params),
-            steps=jnp.int32(0),
+            **self.fresh_optimizer_states(actor=actor_params, critic=critic_params),
         )
 
     def policy(self, actor_params: Any, obs: jax.Array) -> jax.Array:
