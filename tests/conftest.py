@@ -3,9 +3,10 @@ training and command-line tests share.
 
 Compiling a training epoch costs tens of seconds on a small CPU, while running a tiny one costs
 milliseconds. Every test that builds a `Trainer` therefore uses the same network and batch shapes
-(`SMALL_RUN`), and a persistent compilation cache in a fresh temporary folder (also handed to the
-`deepcrl` subprocesses through the environment) lets the second and later builds reuse the first
-compile. The cache only skips identical compiles; it is created empty for every session.
+(`SMALL_RUN`), and a persistent compilation cache in a fresh temporary folder (shared by the xdist
+workers and handed to the `deepcrl` subprocesses through the environment) lets the second and later
+builds reuse the first compile. The cache only skips identical compiles; it is created empty for
+every session.
 """
 
 from __future__ import annotations
@@ -62,16 +63,25 @@ SMALL_RUN: dict = dict(
 )
 
 
+_CACHE_ENV = "DEEPCRL_TEST_JAX_CACHE"  # the session's cache folder, handed from the pytest process to its xdist workers
+_OWN_CACHE = False
+
+
 def pytest_configure(config):
-    global _CACHE_DIR
+    global _CACHE_DIR, _OWN_CACHE
     # Property tests draw the same examples on every run (and keep no example database), so a run of
     # the suite is repeatable: a property that can fail is found by widening max_examples, not by luck.
     from hypothesis import settings
 
     settings.register_profile("deepcrl", derandomize=True, database=None)
     settings.load_profile("deepcrl")
-    _CACHE_DIR = tempfile.mkdtemp(prefix="deepcrl-test-jax-cache-")
+    # One cache for the whole session: made by the first pytest process, inherited by the xdist workers
+    # it starts (and by the deepcrl subprocesses), so a program compiled on one worker is read by the other.
+    _CACHE_DIR = os.environ.get(_CACHE_ENV)
+    if not _CACHE_DIR or not os.path.isdir(_CACHE_DIR):
+        _CACHE_DIR, _OWN_CACHE = tempfile.mkdtemp(prefix="deepcrl-test-jax-cache-"), True
     settings = {
+        _CACHE_ENV: _CACHE_DIR,
         "JAX_COMPILATION_CACHE_DIR": _CACHE_DIR,
         "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",
         "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES": "-1",
@@ -85,8 +95,9 @@ def pytest_configure(config):
 
 
 def pytest_unconfigure(config):
-    if _CACHE_DIR is not None:
+    if _CACHE_DIR is not None and _OWN_CACHE:
         shutil.rmtree(_CACHE_DIR, ignore_errors=True)
+        os.environ.pop(_CACHE_ENV, None)
 
 
 @pytest.fixture(scope="session")

@@ -17,6 +17,8 @@ import pytest
 from deepcrl import Config, ConfigError, Trainer
 
 WORKER = Path(__file__).with_name("parallel_worker.py")
+# One worker runs this module, so each module-scoped report (a subprocess of several compiles) is made once.
+pytestmark = pytest.mark.xdist_group("parallel")
 
 
 def _worker(*args: str) -> dict:

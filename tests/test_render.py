@@ -213,7 +213,7 @@ def test_mujoco_cameras(gl_backend):
 # ----------------------------------------------------------------------------------------------
 
 BAD = {
-    "negative_episodes": (["--episodes", "-1"], ["episodes=-1"]),
+    "negative_episodes": (["--episodes", "-1"], ["--episodes -1"]),
     "zero_episodes": (["--episodes", "0"], ["--episodes 0"]),
     "episodes_not_int": (["--episodes", "two"], ["--episodes", "'two'"]),
     "unknown_format": (["--format", "webm"], ["'webm'", "mp4, gif, both"]),
