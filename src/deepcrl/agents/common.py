@@ -151,6 +151,12 @@ class RelabelledData:
         return replay.FutureGoalSampler(gamma=config.gamma)
 
 
+# Groups of run-config fields that several agents read (their `run_fields` are made of these and their own).
+CRITIC_FIELDS = ("critic_depth", "critic_width", "critic_lr")  # agents with a critic
+TEMPERATURE_FIELDS = ("entropy_scale", "alpha_lr")  # agents with a tuned entropy temperature (TemperatureConfig)
+TD_FIELDS = ("her", "her_fraction", "reward", "goal_terminal", "tau")  # agents learning from TD batches (TDData)
+
+
 class TDData:
     """Agents that learn from TD transitions with rewards, with HER when --her (replay.sample_td): SAC, TD3."""
 

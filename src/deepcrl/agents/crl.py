@@ -33,7 +33,7 @@ import optax
 from flax import struct
 
 from deepcrl import losses
-from deepcrl.agents.common import RelabelledAgent, TemperatureConfig, adam, global_norm, temperature_loss
+from deepcrl.agents.common import CRITIC_FIELDS, TEMPERATURE_FIELDS, RelabelledAgent, TemperatureConfig, adam, global_norm, temperature_loss
 from deepcrl.networks import Actor, ResidualMLP, param_count, sample_tanh_gaussian
 from deepcrl.replay import Batch
 
@@ -79,17 +79,7 @@ class CRL(RelabelledAgent):
     config_class = CRLConfig
     prefill_uniform = False  # the initial policy collects the prefill (as in the paper's code)
     watched = ("critic/loss", "actor/loss", "alpha/loss", "critic/grad_norm", "actor/grad_norm")
-    run_fields = (
-        "repr_dim",
-        "energy",
-        "contrastive_loss",
-        "logsumexp_penalty",
-        "entropy_scale",
-        "alpha_lr",
-        "critic_depth",
-        "critic_width",
-        "critic_lr",
-    )
+    run_fields = ("repr_dim", "energy", "contrastive_loss", "logsumexp_penalty") + TEMPERATURE_FIELDS + CRITIC_FIELDS
     default_learning_rate = 3e-4  # the paper's Adam step size
     default_entropy_scale = 0.5  # the paper's target entropy -0.5 x action size
     best_of_k = True

@@ -25,7 +25,17 @@ import jax.numpy as jnp
 import optax
 from flax import struct
 
-from deepcrl.agents.common import TanhGaussianPolicy, TemperatureConfig, TwinQAgent, global_norm, polyak, temperature_loss
+from deepcrl.agents.common import (
+    CRITIC_FIELDS,
+    TD_FIELDS,
+    TEMPERATURE_FIELDS,
+    TanhGaussianPolicy,
+    TemperatureConfig,
+    TwinQAgent,
+    global_norm,
+    polyak,
+    temperature_loss,
+)
 from deepcrl.networks import Actor, sample_tanh_gaussian
 from deepcrl.replay import TDBatch
 
@@ -69,18 +79,7 @@ class SAC(TwinQAgent, TanhGaussianPolicy):
     config_class = SACConfig
     prefill_uniform = False  # the initial (stochastic) policy collects the prefill
     watched = ("critic/loss", "actor/loss", "alpha/loss", "critic/grad_norm", "actor/grad_norm")
-    run_fields = (
-        "her",
-        "her_fraction",
-        "reward",
-        "goal_terminal",
-        "tau",
-        "entropy_scale",
-        "alpha_lr",
-        "critic_depth",
-        "critic_width",
-        "critic_lr",
-    )
+    run_fields = TD_FIELDS + TEMPERATURE_FIELDS + CRITIC_FIELDS
     default_learning_rate = 3e-4  # Haarnoja et al. 2018, Table 1
     default_entropy_scale = 1.0  # target entropy -dim(A), Haarnoja et al. 2018
     best_of_k = True

@@ -24,7 +24,7 @@ import jax.numpy as jnp
 import optax
 from flax import struct
 
-from deepcrl.agents.common import NetworkConfig, TwinQAgent, global_norm, polyak
+from deepcrl.agents.common import CRITIC_FIELDS, TD_FIELDS, NetworkConfig, TwinQAgent, global_norm, polyak
 from deepcrl.networks import ResidualMLP
 from deepcrl.replay import TDBatch
 
@@ -69,21 +69,7 @@ class TD3(TwinQAgent):
     config_class = TD3Config
     prefill_uniform = True  # uniform random actions fill the buffer before the first update (Fujimoto et al. 2018's start steps): a fresh deterministic actor with 0.1 noise explores too little
     watched = ("critic/loss", "actor/loss", "critic/grad_norm", "actor/grad_norm")
-    run_fields = (
-        "her",
-        "her_fraction",
-        "reward",
-        "goal_terminal",
-        "tau",
-        "policy_noise",
-        "noise_clip",
-        "policy_delay",
-        "exploration_noise",
-        "preactivation_penalty",
-        "critic_depth",
-        "critic_width",
-        "critic_lr",
-    )
+    run_fields = TD_FIELDS + ("policy_noise", "noise_clip", "policy_delay", "exploration_noise", "preactivation_penalty") + CRITIC_FIELDS
     default_learning_rate = 1e-3  # Fujimoto et al. 2018, Table 3
     actor_outputs = 1  # a deterministic action
 
