@@ -3,8 +3,10 @@ bad value, no traceback and nothing written; plus the happy path train -> eval -
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -12,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from deepcrl.config import Config
 from cli_helpers import assert_one_error_line as _assert_one_error_line, run_main as _main
 
 DEEPCRL = shutil.which("deepcrl")
@@ -172,6 +175,23 @@ def test_help_exits_zero(capsys):
     assert code == 0 and "--depth" in out and "--run-dir" in out
     code, out, _ = _main(["eval", "--help"], capsys)
     assert code == 0 and "--json" in out
+
+
+def test_every_train_flag_has_its_help_text(capsys, monkeypatch):
+    # tyro reads each Config field's help from its comment; a comment the formatter moved inside
+    # parentheses is lost and the flag shows only "(default: ...)".
+    monkeypatch.setenv("COLUMNS", "400")
+    code, out, _ = _main(["train", "--help"], capsys)
+    assert code == 0
+    entries = re.split(r"\n[│ ]{1,3}(?=--[a-z])", out)  # one entry per flag, boxed or plain
+    described = {}
+    for entry in entries[1:]:
+        flag = entry.split()[0].rstrip(",")
+        text = re.sub(r"\(default: [^)]*\)", "", " ".join(entry.replace("│", " ").split()[1:]))
+        described[flag] = len(re.findall(r"[a-z]{3,}", re.sub(r"\{None\}\|\w+|--[\w-]+|\b[A-Z]+\b", "", text)))
+    for field in dataclasses.fields(Config):
+        flag = "--" + field.name.replace("_", "-")
+        assert described.get(flag, 0) >= 2, f"{flag}: no help text in `deepcrl train --help`"
 
 
 # ------------------------------------------------------------------------------- real subprocesses

@@ -30,28 +30,23 @@ from deepcrl.errors import ConfigError
 class Config:
     # --- task ---
     env: str = "point_u_maze"  # task: point_<layout> (e.g. point_u_maze), ant, ant_<maze>, humanoid, humanoid_<maze>, arm_reach, arm_push_easy/hard, arm_binpick_easy/hard, reacher, pusher (docs/tasks.md)
-    layout: str | None = (
-        None  # maze layout for --env point, ant or humanoid: open, u_maze, u4_maze, u5_maze, big_maze, hardest_maze, maze:PATH; None: the one the env names (point: u_maze; ant, humanoid: the open field)
-    )
+    # maze layout for --env point, ant or humanoid: open, u_maze, u4_maze, u5_maze, big_maze, hardest_maze, maze:PATH; None: the one the env names (point: u_maze; ant, humanoid: the open field)
+    layout: str | None = None
     episode_length: int | None = None  # steps per episode before truncation; None: the task's (point mazes 100, MuJoCo tasks 1000)
     max_speed: float | None = None  # point mass only: largest distance moved per step, in cells; None: the task's (0.5)
-    goal_threshold: float | None = (
-        None  # success radius around the goal; None: the task's (point 0.5 cells, ant/humanoid 0.5 m, arms 0.1 m)
-    )
-    train_starts: str | None = (
-        None  # point mass only: where training episodes start: free (any free cell) or start_cells; None: the task's (free)
-    )
-    train_goals: str | None = (
-        None  # point mass only: where training goals are drawn: free (any free cell) or goal_cells; None: the task's (free)
-    )
+    # success radius around the goal; None: the task's (point 0.5 cells, ant/humanoid 0.5 m, arms 0.1 m)
+    goal_threshold: float | None = None
+    # point mass only: where training episodes start: free (any free cell) or start_cells; None: the task's (free)
+    train_starts: str | None = None
+    # point mass only: where training goals are drawn: free (any free cell) or goal_cells; None: the task's (free)
+    train_goals: str | None = None
     chain_goals: bool = False  # ours, not the paper's: a training episode that reaches its goal goes on towards a fresh one, so episodes travel far (docs/long_horizons.md)
 
     # --- agent (docs/baselines.md) ---
     agent: str = "crl"  # crl (contrastive RL), sac or td3 (TD baselines with twin Q and target networks), gcbc (goal-conditioned behaviour cloning of its own relabelled data, i.e. GCSL)
     her: bool = False  # sac / td3: hindsight relabelling, HER's 'future' strategy (goals replaced by later states of the same episode)
-    her_fraction: float = (
-        0.8  # sac / td3 with --her: fraction of sampled transitions relabelled (HER's k = 4 future goals per transition: 4/5)
-    )
+    # sac / td3 with --her: fraction of sampled transitions relabelled (HER's k = 4 future goals per transition: 4/5)
+    her_fraction: float = 0.8
     reward: str = "sparse"  # sac / td3: sparse (1 within the goal threshold, else 0) or dense (minus the distance to the goal)
     goal_terminal: bool = False  # sac / td3: reaching the goal ends the TD return (no bootstrap); off: only failures (falls) do, the agent learns to stay at the goal
     tau: float = 0.005  # sac / td3: target networks move this fraction towards the online networks per target update (both papers' 0.005)
@@ -59,9 +54,8 @@ class Config:
     noise_clip: float = 0.5  # td3: the smoothing noise is clipped to +-noise_clip (Fujimoto et al. 2018)
     policy_delay: int = 2  # td3: Q updates per actor and target update (Fujimoto et al. 2018)
     exploration_noise: float = 0.1  # td3: std of the Gaussian action noise while collecting (Fujimoto et al. 2018)
-    preactivation_penalty: float = (
-        0.0  # td3: coefficient of mean(pre-tanh action^2) in the actor loss against tanh saturation (HER's DDPG used 1.0); 0 = plain TD3
-    )
+    # td3: coefficient of mean(pre-tanh action^2) in the actor loss against tanh saturation (HER's DDPG used 1.0); 0 = plain TD3
+    preactivation_penalty: float = 0.0
 
     # --- acting ---
     explore_action_samples: int = 1  # actions while collecting: 1 = one sample of the policy (the paper's), 0 = its deterministic action, K >= 2 = the best of K policy samples by the critic (crl, sac; the reference code's --expl_actor K)
@@ -79,20 +73,18 @@ class Config:
     activation: str = "swish"  # swish or relu (paper ablation: relu)
     residual: bool = True  # skip connections around blocks of 4 layers (paper ablation: off)
     network_unroll: int = 0  # residual blocks per scan iteration of the networks; 0 picks by measurement (networks.resolve_unroll)
-    remat: bool = False  # recompute each residual block in the backward pass: activation memory grows by one array per block, not per layer (rolled networks, depth > 16 by default; measured to save nothing unrolled)
+    remat: bool = False  # recompute each residual block in the backward pass: only block inputs are kept, about 0.5 [batch, width] arrays per layer instead of 1.25, for 16-19% more time on a CPU (rolled networks, depth > 16 by default; measured to save nothing unrolled)
     matmul_dtype: str = "float32"  # float32 or bfloat16: dtype of the networks' matrix multiplies (parameters, LayerNorm statistics and losses stay float32)
 
     # --- CRL losses ---
     energy: str = "l2"  # critic energy f(s,a,g): l2 (negative L2 distance), l2_sq, l1, dot, cosine
     contrastive_loss: str = "fwd_infonce"  # fwd_infonce, bwd_infonce, sym_infonce, binary_nce
     logsumexp_penalty: float = 0.1  # coefficient of the logsumexp^2 regulariser
-    entropy_scale: float | None = (
-        None  # crl / sac: target entropy = -entropy_scale x action size; None: the agent's (crl 0.5 as in the paper, sac 1.0 as in Haarnoja et al. 2018)
-    )
+    # crl / sac: target entropy = -entropy_scale x action size; None: the agent's (crl 0.5 as in the paper, sac 1.0 as in Haarnoja et al. 2018)
+    entropy_scale: float | None = None
     actor_lr: float | None = None  # Adam learning rate of the actor; None: the agent's (3e-4; td3 1e-3 as in Fujimoto et al. 2018)
-    critic_lr: float | None = (
-        None  # Adam learning rate of the critic (crl: phi and psi; sac / td3: the two Q-networks); None: the agent's, as --actor-lr
-    )
+    # Adam learning rate of the critic (crl: phi and psi; sac / td3: the two Q-networks); None: the agent's, as --actor-lr
+    critic_lr: float | None = None
     alpha_lr: float = 3e-4  # crl / sac: Adam learning rate of the entropy temperature
 
     # --- data collection, replay and relabelling ---

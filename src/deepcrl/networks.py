@@ -55,7 +55,7 @@ MATMUL_DTYPES: dict[str, Any] = {"float32": jnp.float32, "bfloat16": jnp.bfloat1
 # four matmul outputs and recomputes bias, LayerNorm and activation from them (cheap elementwise work);
 # "all" keeps everything autodiff saves by default (about seven [B, W] arrays per layer). In a scan of
 # more than one iteration every kept value is written into a [depth/4, B, W] stack by the forward loop
-# and read back by the backward loop, which made the rolled scan ~20% slower than the unrolled network at
+# and read back by the backward loop, which made the rolled scan ~30% slower than the unrolled network at
 # depth 64 (docs/benchmarks.md); a single-iteration (fully unrolled) scan stores nothing of the kind.
 # "auto" (the default): "dots" when the scan has more than one iteration, else "all".
 BACKWARD_SAVES: tuple[str, ...] = ("auto", "dots", "all")

@@ -18,11 +18,11 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from deepcrl.config import Config  # the run config: the one source of the defaults agents share with it
 from deepcrl import replay
 from deepcrl.networks import ResidualMLP, deterministic_action, param_count, resolve_unroll, sample_tanh_gaussian
 
 if TYPE_CHECKING:
-    from deepcrl.config import Config
     from deepcrl.envs.base import Env
 
 
@@ -35,16 +35,16 @@ class NetworkConfig:
     critic_depth: int = 4  # Dense layers in each critic network's residual blocks
     actor_width: int = 256  # actor hidden width
     critic_width: int = 256  # critic hidden width
-    layer_norm: bool = True  # LayerNorm after every Dense
-    activation: str = "swish"  # swish or relu
-    residual: bool = True  # skip connections around each block of 4 layers
+    layer_norm: bool = Config.layer_norm  # LayerNorm after every Dense
+    activation: str = Config.activation  # swish or relu
+    residual: bool = Config.residual  # skip connections around each block of 4 layers
     actor_unroll: int = 1  # blocks per scan iteration in the actor
     critic_unroll: int = 1  # blocks per scan iteration in the critic networks
-    remat: bool = False  # recompute each residual block's activations in the backward pass
-    matmul_dtype: str = "float32"  # float32 or bfloat16 matrix multiplies (parameters and LayerNorm stay float32)
+    remat: bool = Config.remat  # recompute each residual block's activations in the backward pass
+    matmul_dtype: str = Config.matmul_dtype  # float32 or bfloat16 matrix multiplies (parameters and LayerNorm stay float32)
     actor_lr: float = 3e-4  # Adam step size, actor
     critic_lr: float = 3e-4  # Adam step size, critic
-    max_grad_norm: float = 0.0  # clip actor and critic gradients to this global norm; 0 = off
+    max_grad_norm: float = Config.max_grad_norm  # clip actor and critic gradients to this global norm; 0 = off
 
     def trunk(self) -> dict[str, Any]:
         """Keyword arguments every residual network of this agent shares."""
@@ -66,7 +66,7 @@ class TemperatureConfig(NetworkConfig):
     """A NetworkConfig with a tuned entropy temperature (CRL, SAC): alpha is driven towards a target entropy."""
 
     entropy_scale: float = 0.5  # target entropy = -entropy_scale x action size
-    alpha_lr: float = 3e-4  # Adam step size, log alpha
+    alpha_lr: float = Config.alpha_lr  # Adam step size, log alpha
 
     @property
     def target_entropy(self) -> float:

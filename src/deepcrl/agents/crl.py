@@ -25,29 +25,27 @@ and are divided by D: the update equals the one-device update on the global batc
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 import optax
 from flax import struct
 
+from deepcrl.config import Config  # the run config: the one source of the defaults agents share with it
 from deepcrl import losses
 from deepcrl.agents.common import CRITIC_FIELDS, TEMPERATURE_FIELDS, RelabelledAgent, TemperatureConfig, adam, global_norm, temperature_loss
 from deepcrl.networks import Actor, ResidualMLP, param_count, sample_tanh_gaussian
 from deepcrl.replay import Batch
 
-if TYPE_CHECKING:
-    from deepcrl.config import Config
-
 
 @dataclass(frozen=True)
 class CRLConfig(TemperatureConfig):
     entropy_scale: float = 0.5  # target entropy = -entropy_scale x action_size (the paper's 0.5)
-    repr_dim: int = 64  # representation size of phi and psi
-    energy: str = "l2"  # logit f(s,a,g) from the two representations
-    contrastive_loss: str = "fwd_infonce"  # classification loss over the B x B logits
-    logsumexp_penalty: float = 0.1  # coefficient of the logsumexp^2 regulariser
+    repr_dim: int = Config.repr_dim  # representation size of phi and psi
+    energy: str = Config.energy  # logit f(s,a,g) from the two representations
+    contrastive_loss: str = Config.contrastive_loss  # classification loss over the B x B logits
+    logsumexp_penalty: float = Config.logsumexp_penalty  # coefficient of the logsumexp^2 regulariser
 
 
 @struct.dataclass

@@ -25,6 +25,7 @@ import jax.numpy as jnp
 import optax
 from flax import struct
 
+from deepcrl.config import Config  # the run config: the one source of the defaults agents share with it
 from deepcrl.agents.common import (
     CRITIC_FIELDS,
     TD_FIELDS,
@@ -45,8 +46,8 @@ class SACConfig(TemperatureConfig):
     entropy_scale: float = (
         1.0  # target entropy = -entropy_scale x action size (-dim(A): Haarnoja et al. 2018); log alpha's Adam 3e-4 as there
     )
-    gamma: float = 0.99  # TD discount (Haarnoja et al. 2018, Table 1)
-    tau: float = 0.005  # target networks move this fraction towards the Q-networks per update (Haarnoja et al. 2018)
+    gamma: float = Config.gamma  # TD discount (Haarnoja et al. 2018, Table 1)
+    tau: float = Config.tau  # target networks move this fraction towards the Q-networks per update (Haarnoja et al. 2018)
 
 
 @struct.dataclass

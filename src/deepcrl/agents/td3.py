@@ -24,6 +24,7 @@ import jax.numpy as jnp
 import optax
 from flax import struct
 
+from deepcrl.config import Config  # the run config: the one source of the defaults agents share with it
 from deepcrl.agents.common import CRITIC_FIELDS, TD_FIELDS, NetworkConfig, TwinQAgent, global_norm, polyak
 from deepcrl.networks import ResidualMLP
 from deepcrl.replay import TDBatch
@@ -31,13 +32,15 @@ from deepcrl.replay import TDBatch
 
 @dataclass(frozen=True)
 class TD3Config(NetworkConfig):
-    gamma: float = 0.99  # TD discount (Fujimoto et al. 2018)
-    tau: float = 0.005  # target networks move this fraction towards the online networks per target update (Fujimoto et al. 2018)
-    policy_noise: float = 0.2  # std of the target policy smoothing noise, actions in [-1, 1] (Fujimoto et al. 2018)
-    noise_clip: float = 0.5  # the smoothing noise is clipped to +-noise_clip (Fujimoto et al. 2018)
-    policy_delay: int = 2  # Q updates per actor and target update (Fujimoto et al. 2018)
-    exploration_noise: float = 0.1  # std of the Gaussian noise added to actions while collecting (Fujimoto et al. 2018)
-    preactivation_penalty: float = 0.0  # coefficient of mean(pre-tanh action^2) in the actor loss, against tanh saturation (HER's DDPG, Andrychowicz et al. 2017: 1.0); 0 = off, plain TD3
+    gamma: float = Config.gamma  # TD discount (Fujimoto et al. 2018)
+    tau: float = Config.tau  # target networks move this fraction towards the online networks per target update (Fujimoto et al. 2018)
+    policy_noise: float = Config.policy_noise  # std of the target policy smoothing noise, actions in [-1, 1] (Fujimoto et al. 2018)
+    noise_clip: float = Config.noise_clip  # the smoothing noise is clipped to +-noise_clip (Fujimoto et al. 2018)
+    policy_delay: int = Config.policy_delay  # Q updates per actor and target update (Fujimoto et al. 2018)
+    exploration_noise: float = (
+        Config.exploration_noise
+    )  # std of the Gaussian noise added to actions while collecting (Fujimoto et al. 2018)
+    preactivation_penalty: float = Config.preactivation_penalty  # coefficient of mean(pre-tanh action^2) in the actor loss, against tanh saturation (HER's DDPG, Andrychowicz et al. 2017: 1.0); 0 = off, plain TD3
 
 
 @struct.dataclass

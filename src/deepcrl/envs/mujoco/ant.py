@@ -23,13 +23,18 @@ import jax.numpy as jnp
 
 from deepcrl.envs.layouts import Layout
 from deepcrl.envs.mujoco import maze
-from deepcrl.envs.mujoco.base import FLOOR_ASSETS, import_mujoco, mjcf_header
+from deepcrl.envs.mujoco.base import import_mujoco, mjcf_footer, mjcf_header
 from deepcrl.envs.mujoco.locomotion import Locomotion
 
 CELL_SIZE = 4.0  # metres per maze cell (the paper's tasks)
 WALL_HEIGHT = 2.0
-GOAL_DISTANCE = 10.0
-MAX_WALL_PAIRS = 8  # MJX broad phase: exact wall tests per step for the 8 closest (sphere, wall) pairs  # open-field goals lie on a circle of this radius around the start
+GOAL_DISTANCE = 10.0  # open-field goals lie on a circle of this radius around the start
+MAX_WALL_PAIRS = 8  # MJX broad phase: exact wall tests per step for the 8 closest (sphere, wall) pairs
+
+
+# the MJCF <default> attributes of joints and geoms
+JOINT_DEFAULTS = 'limited="true" armature="1" damping="1"'
+GEOM_DEFAULTS = 'contype="0" conaffinity="0" condim="3" friction="1 0.5 0.5" density="5" rgba="0.8 0.6 0.4 1"'
 
 
 def _leg_xml(name: str, angle_deg: float, ankle_range: str) -> str:
@@ -68,38 +73,21 @@ def ant_xml(layout: Layout | None = None, cell_size: float = CELL_SIZE) -> str:
         for leg in ("front_left", "front_right", "back_left", "back_right")
         for j in ("hip", "ankle")
     )
-    walls = "" if layout is None else maze.walls_xml(layout, cell_size, WALL_HEIGHT, contype=2)
-    custom = "" if layout is None else f'<custom><numeric name="max_geom_pairs" data="{MAX_WALL_PAIRS}"/></custom>'
-
-    return f"""
-{
-        mjcf_header(
-            "ant",
-            angle="degree",
-            option='timestep="0.01"',
-            joint='limited="true" armature="1" damping="1"',
-            geom='contype="0" conaffinity="0" condim="3" friction="1 0.5 0.5" density="5" rgba="0.8 0.6 0.4 1"',
-        )
-    }
-  {FLOOR_ASSETS}
-  {custom}
-  <worldbody>
-    <light pos="0 0 30" dir="0 0 -1" directional="true"/>
-    <geom name="floor" type="plane" size="0 0 0.1" material="grid" contype="1" conaffinity="0"/>
-    {walls}
+    header = mjcf_header("ant", angle="degree", option='timestep="0.01"', joint=JOINT_DEFAULTS, geom=GEOM_DEFAULTS)
+    opening = maze.arena_xml(header, layout, cell_size, WALL_HEIGHT, wall_contype=2, floor_contype=1, max_wall_pairs=MAX_WALL_PAIRS)
+    return f"""{opening}
     <body name="torso" pos="0 0 0.75">
       <camera name="track" mode="trackcom" pos="0 -6 6" xyaxes="1 0 0 0 0.7 0.7"/>
       <freejoint name="root"/>
       <geom name="torso" type="sphere" size="0.25" contype="0" conaffinity="3"/>
       {legs}
     </body>
-  </worldbody>
-  <actuator>{motors}</actuator>
-</mujoco>
-"""
+{mjcf_footer(motors)}"""
 
 
 class Ant(Locomotion):
+    """The ant (module docstring): goals are the torso's (x, y), in the open field or in the cells of `layout`."""
+
     state_size = 29
     goal_size = 2
     action_size = 8

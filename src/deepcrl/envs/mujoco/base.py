@@ -47,6 +47,14 @@ def mjcf_header(model: str, *, angle: str, option: str, joint: str, geom: str, f
   </default>"""
 
 
+def mjcf_footer(actuators: str) -> str:
+    """The closing of a task's MJCF after its last worldbody element: the actuators, then the end tags."""
+    return f"""  </worldbody>
+  <actuator>{actuators}</actuator>
+</mujoco>
+"""
+
+
 def import_mujoco():
     """Import mujoco and mujoco.mjx, without mjx's printed notice that the optional Warp backend is missing."""
     with contextlib.redirect_stdout(io.StringIO()):

@@ -59,7 +59,7 @@ import jax.numpy as jnp
 
 from deepcrl.envs.layouts import Layout
 from deepcrl.envs.mujoco import maze
-from deepcrl.envs.mujoco.base import FLOOR_ASSETS, import_mujoco, mjcf_header
+from deepcrl.envs.mujoco.base import import_mujoco, mjcf_footer, mjcf_header
 from deepcrl.envs.mujoco.locomotion import Locomotion
 
 CELL_SIZE = 2.0  # metres per maze cell (the paper's tasks)
@@ -73,6 +73,11 @@ MAX_WALL_PAIRS = 6  # MJX broad phase: exact wall tests per step for the 6 close
 # Collision bits. Floor: contype 1; walls: contype 2. A geom touches the floor when its conaffinity
 # has bit 1 and the walls when it has bit 2. The humanoid's own geoms never touch each other.
 _FLOOR, _WALLS = 1, 2
+
+
+# the MJCF <default> attributes of joints and geoms
+JOINT_DEFAULTS = 'limited="true"'
+GEOM_DEFAULTS = 'contype="0" conaffinity="0" condim="3" friction="1 0.1 0.1" rgba="0.8 0.6 0.4 1"'
 
 
 def _f(*values: float) -> str:
@@ -157,27 +162,16 @@ MOTORS = (  # (joint, gear), in the classic humanoid's actuator order
 def humanoid_xml(layout: Layout | None = None, cell_size: float = CELL_SIZE, *, timestep: float = TIMESTEP) -> str:
     """The MJCF text of the humanoid, with the walls of `layout` (none for the open field)."""
     motors = "".join(f'<motor name="{j}" joint="{j}" gear="{g}" ctrlrange="-0.4 0.4" ctrllimited="true"/>' for j, g in MOTORS)
-    walls = "" if layout is None else maze.walls_xml(layout, cell_size, WALL_HEIGHT, contype=_WALLS)
-    custom = "" if layout is None else f'<custom><numeric name="max_geom_pairs" data="{MAX_WALL_PAIRS}"/></custom>'
-    return f"""
-{
-        mjcf_header(
-            "humanoid",
-            angle="degree",
-            option=f'timestep="{timestep:g}" solver="Newton"',
-            joint='limited="true"',
-            geom='contype="0" conaffinity="0" condim="3" friction="1 0.1 0.1" rgba="0.8 0.6 0.4 1"',
-        )
-    }
-  {FLOOR_ASSETS}
-  {custom}
-  <worldbody>
-    <light pos="0 0 30" dir="0 0 -1" directional="true"/>
-    <geom name="floor" type="plane" size="0 0 0.1" material="grid" contype="{_FLOOR}" conaffinity="0"/>
-    {walls}
+    header = mjcf_header(
+        "humanoid", angle="degree", option=f'timestep="{timestep:g}" solver="Newton"', joint=JOINT_DEFAULTS, geom=GEOM_DEFAULTS
+    )
+    opening = maze.arena_xml(
+        header, layout, cell_size, WALL_HEIGHT, wall_contype=_WALLS, floor_contype=_FLOOR, max_wall_pairs=MAX_WALL_PAIRS
+    )
+    return f"""{opening}
     <body name="torso" pos="0 0 1.4">
-      <camera name="track" mode="trackcom" pos="0 -4 1" xyaxes="1 0 0 0 0.2 1"/>
       <freejoint name="root"/>
+      <camera name="track" mode="trackcom" pos="0 -4 1" xyaxes="1 0 0 0 0.2 1"/>
       {_capsule("torso", (0, -0.07, 0), (0, 0.07, 0), 0.07)}
       {_sphere("head", (0, 0, 0.19), 0.09)}
       {_capsule("upper_waist", (-0.01, -0.06, -0.12), (-0.01, 0.06, -0.12), 0.06)}
@@ -197,13 +191,13 @@ def humanoid_xml(layout: Layout | None = None, cell_size: float = CELL_SIZE, *, 
       {_arm("right", -1)}
       {_arm("left", 1)}
     </body>
-  </worldbody>
-  <actuator>{motors}</actuator>
-</mujoco>
-"""
+{mjcf_footer(motors)}"""
 
 
 class Humanoid(Locomotion):
+    """The humanoid (module docstring): goals are the torso's (x, y) at standing height, in the open field or
+    in the cells of `layout`; each step is `n_frames` physics substeps."""
+
     state_size = 246
     goal_size = 3
     action_size = 17

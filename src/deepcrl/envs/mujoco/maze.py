@@ -18,6 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from deepcrl.envs.layouts import Layout
+from deepcrl.envs.mujoco.base import FLOOR_ASSETS
 
 
 def wall_boxes(layout: Layout, cell_size: float) -> list[tuple[float, float, float, float]]:
@@ -38,6 +39,24 @@ def walls_xml(layout: Layout, cell_size: float, height: float, *, contype: int =
         f'contype="{contype}" conaffinity="{conaffinity}" condim="1" priority="1" material="wall" rgba="0.7 0.7 0.7 1"/>'
         for i, (x, y, hx, hy) in enumerate(wall_boxes(layout, cell_size))
     )
+
+
+def arena_xml(
+    header: str, layout: Layout | None, cell_size: float, wall_height: float, *, wall_contype: int, floor_contype: int, max_wall_pairs: int
+) -> str:
+    """A locomotion task's MJCF up to its first body: `header` (base.mjcf_header), the floor's textures
+    and, with walls, MJX's cap on the geom pairs it tests exactly per step, then the opened worldbody with
+    a light, the floor and the walls of `layout` (`layout=None` is the open field)."""
+    custom = "" if layout is None else f'<custom><numeric name="max_geom_pairs" data="{max_wall_pairs}"/></custom>'
+    walls = "" if layout is None else walls_xml(layout, cell_size, wall_height, contype=wall_contype)
+    return f"""
+{header}
+  {FLOOR_ASSETS}
+  {custom}
+  <worldbody>
+    <light pos="0 0 30" dir="0 0 -1" directional="true"/>
+    <geom name="floor" type="plane" size="0 0 0.1" material="grid" contype="{floor_contype}" conaffinity="0"/>
+    {walls}"""
 
 
 def cell_centres(cells, cell_size: float) -> jax.Array:

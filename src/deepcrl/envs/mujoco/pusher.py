@@ -70,7 +70,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from deepcrl.envs.mujoco.base import MjxTask, import_mujoco, mjcf_header
+from deepcrl.envs.mujoco.base import MjxTask, import_mujoco, mjcf_footer, mjcf_header
 
 TABLE_Z = -0.325
 PUCK_RADIUS = 0.05
@@ -94,6 +94,11 @@ ARM_JOINTS = (
 )
 
 
+# the MJCF <default> attributes of joints and geoms
+JOINT_DEFAULTS = 'type="hinge" limited="true" armature="0.04"'
+GEOM_DEFAULTS = 'contype="0" conaffinity="0" condim="3" friction="0.8 0.1 0.1" density="300" rgba="0.55 0.45 0.35 1"'
+
+
 def _joint(i: int) -> str:
     name, axis, (lo, hi), damping = ARM_JOINTS[i]
     return f'<joint name="{name}" axis="{axis}" range="{lo} {hi}" damping="{damping}"/>'
@@ -109,15 +114,7 @@ def pusher_xml() -> str:
     )
     motors = "".join(f'<motor name="{n}" joint="{n}" gear="1" ctrlrange="-2 2" ctrllimited="true"/>' for n, *_ in ARM_JOINTS)
     return f"""
-{
-        mjcf_header(
-            "pusher",
-            angle="radian",
-            option='timestep="0.01" gravity="0 0 0"',
-            joint='type="hinge" limited="true" armature="0.04"',
-            geom='contype="0" conaffinity="0" condim="3" friction="0.8 0.1 0.1" density="300" rgba="0.55 0.45 0.35 1"',
-        )
-    }
+{mjcf_header("pusher", angle="radian", option='timestep="0.01" gravity="0 0 0"', joint=JOINT_DEFAULTS, geom=GEOM_DEFAULTS)}
   <worldbody>
     <light pos="0 0 3" dir="0 0 -1" directional="true"/>
     <camera name="front" pos="2.0 -0.3 0.6" xyaxes="0 1 0 -0.45 0 0.89"/>
@@ -150,10 +147,7 @@ def pusher_xml() -> str:
       <joint name="puck_y" type="slide" axis="0 1 0" limited="false" armature="0" damping="0.5"/>
       <geom name="puck" type="capsule" size="{PUCK_RADIUS} 0.05" mass="0.02" contype="1" conaffinity="0" rgba="0.9 0.9 0.9 1"/>
     </body>
-  </worldbody>
-  <actuator>{motors}</actuator>
-</mujoco>
-"""
+{mjcf_footer(motors)}"""
 
 
 def _uniform_box(key, box) -> jax.Array:

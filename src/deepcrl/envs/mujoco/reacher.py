@@ -42,7 +42,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from deepcrl.envs.mujoco.base import MjxTask, import_mujoco, mjcf_header
+from deepcrl.envs.mujoco.base import MjxTask, import_mujoco, mjcf_footer, mjcf_header
 
 LINK = 0.1  # length of each link (m)
 TIP = 0.11  # fingertip distance past the elbow (m)
@@ -50,6 +50,14 @@ HEIGHT = 0.01  # height of the arm above the ground (m)
 GOAL_RADIUS = 0.2  # goals lie within this distance of the shoulder
 START_NOISE = 0.1  # start joint angles uniform in +-START_NOISE (rad)
 START_VEL_NOISE = 0.005
+
+
+MOTORS = "".join(f'<motor name="{j}" joint="{j}" gear="200" ctrlrange="-1 1" ctrllimited="true"/>' for j in ("shoulder", "elbow"))
+
+
+# the MJCF <default> attributes of joints and geoms
+JOINT_DEFAULTS = 'type="hinge" axis="0 0 1" armature="1" damping="1"'
+GEOM_DEFAULTS = 'contype="0" conaffinity="0" density="1000" rgba="0.0 0.4 0.6 1"'
 
 
 def reacher_xml() -> str:
@@ -61,16 +69,7 @@ def reacher_xml() -> str:
         for i, ((x0, y0), (x1, y1)) in enumerate(zip(corners, corners[1:] + corners[:1]))
     )
     return f"""
-{
-        mjcf_header(
-            "reacher",
-            angle="radian",
-            option='timestep="0.01"',
-            flags='contact="disable" eulerdamp="disable"',
-            joint='type="hinge" axis="0 0 1" armature="1" damping="1"',
-            geom='contype="0" conaffinity="0" density="1000" rgba="0.0 0.4 0.6 1"',
-        )
-    }
+{mjcf_header("reacher", angle="radian", option='timestep="0.01"', flags='contact="disable" eulerdamp="disable"', joint=JOINT_DEFAULTS, geom=GEOM_DEFAULTS)}
   <worldbody>
     <light pos="0 0 2" dir="0 0 -1" directional="true"/>
     <camera name="top" pos="0 0 0.75" xyaxes="1 0 0 0 1 0"/>
@@ -87,13 +86,7 @@ def reacher_xml() -> str:
         <site name="fingertip" pos="{TIP} 0 0" size="0.005"/>
       </body>
     </body>
-  </worldbody>
-  <actuator>
-    <motor name="shoulder" joint="shoulder" gear="200" ctrlrange="-1 1" ctrllimited="true"/>
-    <motor name="elbow" joint="elbow" gear="200" ctrlrange="-1 1" ctrllimited="true"/>
-  </actuator>
-</mujoco>
-"""
+{mjcf_footer(MOTORS)}"""
 
 
 class Reacher(MjxTask):
