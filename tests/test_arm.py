@@ -1,79 +1,29 @@
 """The arm tasks (envs/mujoco/arm.py): sizes, start and goal regions, resets, random steps, success, and
 scripted grasps in plain MuJoCo that make the model's graspability a tested fact.
 
-One MJX program is compiled per task (`probe`, cached) for two of the five tasks, reach and binpick
-hard (whose contacts include all of push's), with few environments: compiling costs 30-90 s on a
-small, busy CPU, running milliseconds. Region checks sample the tasks' start and goal functions
-directly, without physics; grasps run in plain MuJoCo (the same model and solver settings).
+The MJX checks read the one compiled program per task that tests/test_mujoco_tasks.py also reads
+(tests/mujoco_helpers.py: random actions, and copies holding their pose whose goal is the achieved goal
+or 0.5 m away), for two of the five tasks, reach and binpick hard (whose contacts include all of
+push's): compiling costs 30-200 s on a small CPU, running milliseconds. Region checks sample the
+tasks' start and goal functions directly, without physics; grasps run in plain MuJoCo (the same model
+and solver settings).
 """
 
 from __future__ import annotations
 
-import functools
-
 import jax
-import jax.numpy as jnp
 import mujoco
 import numpy as np
 import pytest
 
-from deepcrl.envs import make_env
 from deepcrl.envs.mujoco import arm
+from mujoco_helpers import NUM_ENVS, probe, task
 
 TASKS = ("arm_reach", "arm_push_easy", "arm_push_hard", "arm_binpick_easy", "arm_binpick_hard")
-# binpick hard has every contact of push (test_mujoco_tasks compiles every task); each probed task's
-# tests share one pytest-xdist worker, so that each compiles once
-PROBED = [pytest.param(n, marks=pytest.mark.xdist_group(f"{n}:test_arm")) for n in ("arm_reach", "arm_binpick_hard")]
-NUM_ENVS = 4
-STEPS = 100
-
-
-@functools.lru_cache(maxsize=None)
-def task(name):
-    return make_env(name)
-
-
-def hold_action(env, obs):
-    """The action whose servo targets are the current angles of the four controlled joints, gripper open."""
-    q = obs[..., jnp.array([3, 4, 6, 8])]  # joints 1, 2, 4, 6 in the 7 joint-angle entries
-    arm_action = (q - env._ctrl_mid[:4]) / env._ctrl_half[:4]
-    return jnp.concatenate([arm_action, -jnp.ones(q.shape[:-1] + (1,))], axis=-1)
-
-
-@functools.lru_cache(maxsize=None)
-def probe(name):
-    """One compiled program per task: reset 3 x NUM_ENVS environments and step them STEPS times. The
-    first NUM_ENVS take random actions; the next NUM_ENVS (copies of them) have their goal set to their
-    achieved goal and the last NUM_ENVS have it set 0.5 m away, and these hold their pose."""
-    env = task(name)
-
-    def run(key):
-        k_reset, k_steps = jax.random.split(key)
-        states = jax.vmap(env.reset)(jax.random.split(k_reset, NUM_ENVS))
-        achieved = jax.vmap(env.achieved_goal)(states.obs)
-        offset = jnp.array([0.5, 0.0, 0.0], jnp.float32)
-        copies = (states, states.replace(goal=achieved), states.replace(goal=achieved + offset))
-        states = jax.tree_util.tree_map(lambda *x: jnp.concatenate(x), *copies)
-
-        def one_step(s, k):
-            random = jax.random.uniform(k, (NUM_ENVS, env.action_size), jnp.float32, -1.0, 1.0)
-            actions = jnp.concatenate([random, hold_action(env, s.obs[NUM_ENVS:])])
-            s = jax.vmap(env.step)(s, actions)
-            return s, (s.obs, s.success, s.distance, s.terminated, s.truncated)
-
-        _, (obs, success, distance, terminated, truncated) = jax.lax.scan(one_step, states, jax.random.split(k_steps, STEPS))
-        return dict(
-            reset_obs=states.obs[:NUM_ENVS],
-            reset_goal=states.goal[:NUM_ENVS],
-            obs=obs[:, :NUM_ENVS],
-            terminated=terminated,
-            truncated=truncated,
-            at_goal_success=success[0, NUM_ENVS : 2 * NUM_ENVS],
-            at_goal_distance=distance[0, NUM_ENVS : 2 * NUM_ENVS],
-            far_success=success[0, 2 * NUM_ENVS :],
-        )
-
-    return {k: np.asarray(v) for k, v in jax.jit(run)(jax.random.PRNGKey(0)).items()}
+# binpick hard has every contact of push (test_mujoco_tasks checks every task); each probed task's tests
+# share the pytest-xdist worker of its test_mujoco_tasks tests, so that its program compiles once
+PROBED = [pytest.param(n, marks=pytest.mark.xdist_group(n)) for n in ("arm_reach", "arm_binpick_hard")]
+ARM_GROUPS = ("random", "at_goal", "far")  # the groups of an arm task's probe: random actions, and two holding their pose
 
 
 # ------------------------------------------------------------------------------ sizes and regions
@@ -189,8 +139,9 @@ def test_random_steps_keep_everything_finite_and_the_cube_on_the_table(name):
     r = probe(name)
     obs = r["obs"]
     assert np.isfinite(obs).all()
-    assert (r["terminated"] == 0).all()  # arm tasks never fail (holding environments included)
-    assert (r["truncated"] == 0).all()  # 100 steps < 1,000
+    for group in ARM_GROUPS:
+        assert (r[group]["terminated"] == 0).all()  # arm tasks never fail (holding environments included)
+        assert (r[group]["truncated"] == 0).all()  # 120 steps < 1,000
     assert (obs[..., 12] > 0.0).all()  # the grip point stays above the table
     if name != "arm_reach":
         cube = obs[..., :3]
@@ -201,6 +152,7 @@ def test_random_steps_keep_everything_finite_and_the_cube_on_the_table(name):
 
 @pytest.mark.parametrize("name", PROBED)
 def test_success_when_the_goal_is_the_achieved_goal_and_not_half_a_metre_away(name):
+    # one step after a reset, holding the pose: goal on the achieved goal, and 0.5 m along x from it
     r = probe(name)
     assert (r["at_goal_success"] == 1.0).all(), r["at_goal_distance"]
     assert (r["far_success"] == 0.0).all()
