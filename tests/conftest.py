@@ -94,6 +94,29 @@ def pytest_configure(config):
     jax.config.update("jax_persistent_cache_min_entry_size_bytes", -1)
 
 
+# The MuJoCo tasks' groups hold the suite's longest work (one MJX compile each, 30-200 s on a small CPU;
+# the arm's binpick-hard task is the longest): they are handed to the xdist workers first, the other
+# groups next, and the quick tests last, so that the quick ones fill in whichever worker is free at the
+# end instead of the compiles collected last running one after another on one worker.
+LONGEST_FIRST = ("arm_binpick_hard",)
+
+
+def _rank(item) -> tuple[int, int]:
+    from deepcrl.envs import MUJOCO_TASK_NAMES
+
+    marker = item.get_closest_marker("xdist_group")
+    group = None if marker is None else (marker.args[0] if marker.args else marker.kwargs.get("name"))
+    if group in LONGEST_FIRST:
+        return (0, LONGEST_FIRST.index(group))
+    if group in MUJOCO_TASK_NAMES or group == "ant":
+        return (1, 0)
+    return (2, 0) if group is not None else (3, 0)
+
+
+def pytest_collection_modifyitems(session, config, items):
+    items.sort(key=_rank)  # stable: the order within each rank is the collection order
+
+
 def pytest_unconfigure(config):
     if _CACHE_DIR is not None and _OWN_CACHE:
         shutil.rmtree(_CACHE_DIR, ignore_errors=True)

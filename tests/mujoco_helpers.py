@@ -12,8 +12,8 @@ STEPS times in one scan (automatic resets on), so that the program holds one cop
 - "lifted" (locomotion): copies with the torso above its healthy height, zero actions;
 - "shoved" (humanoid_u_maze): copies pushed towards the start cell's walls (`SHOVES`), random actions.
 
-The program is compiled without XLA's slower optimisations (it runs once, for milliseconds), and its
-results are cached for the test session; tests of one task share an xdist group, hence one worker.
+The program is compiled without XLA's slower optimisations where that is faster (it runs once, for
+milliseconds), and its results are cached for the test session; tests of one task share an xdist group, hence one worker.
 """
 
 from __future__ import annotations
@@ -25,13 +25,17 @@ import jax.numpy as jnp
 import numpy as np
 
 from deepcrl.envs import make_env
-from deepcrl.envs.base import step_autoreset
+from deepcrl.envs.base import EnvState, step_autoreset
+from deepcrl.envs.mujoco.base import import_mujoco
 
 NUM_ENVS = 4
 STEPS = 120  # 1.8 s of simulated humanoid time: long enough for a humanoid holding still to fall
 SHOVES = np.array([[-4.0, 0.0], [0.0, -4.0], [0.0, 4.0], [-3.0, -3.0]], np.float32)  # m/s (x, y) added to the torso's velocity
-# A program that runs once: skip XLA's expensive optimisation passes when compiling it (a third less compile time).
+# A program that runs once: skip XLA's expensive optimisation passes when compiling it (a third less
+# compile time), except for the tasks where that backfires: at backend optimisation level 0 the pusher's
+# program compiles for more than 6 minutes on a 2-core CPU, against about 65 s with XLA's defaults.
 FAST_COMPILE = {"xla_backend_optimization_level": 0, "xla_llvm_disable_expensive_passes": True}
+SLOWER_WITHOUT_OPTIMISATIONS = ("pusher",)
 
 
 @functools.lru_cache(maxsize=None)
@@ -55,46 +59,89 @@ def hold_action(env, obs):
     return jnp.concatenate([arm_action, -jnp.ones(q.shape[:-1] + (1,))], axis=-1)
 
 
-def _groups(env, states):
-    """[(name, edited states, how they act: "random" | "still")] in the order the program stacks them."""
-    achieved = jax.vmap(env.achieved_goal)(states.obs)
-    groups = [
-        ("random", states, "random"),
-        ("at_goal", states.replace(goal=achieved), "still"),
-        ("far", states.replace(goal=achieved + jnp.asarray(far_offset(env))), "still"),
-    ]
+def group_names(env) -> list[str]:
+    """The probe's groups of a task, in the order the program stacks them."""
+    names = ["random", "at_goal", "far"]
     if hasattr(env, "healthy_z"):
-        lifted = states.physics.replace(qpos=states.physics.qpos.at[:, 2].set(env.healthy_z[1] + 1.0))
-        groups.append(("lifted", states.replace(physics=lifted), "still"))
+        names.append("lifted")
     if env.name == "humanoid_u_maze":
-        shoved = states.physics.replace(qvel=states.physics.qvel.at[:, :2].add(jnp.asarray(SHOVES)))
-        groups.append(("shoved", states.replace(physics=shoved), "random"))
-    return groups
+        names.append("shoved")
+    return names
+
+
+def _groups(env, states):
+    """[(name, edited copy of `states`, how it acts: "random" | "still")] for every group of the task."""
+    achieved = jax.vmap(env.achieved_goal)(states.obs)
+    edits = {
+        "random": lambda: (states, "random"),
+        "at_goal": lambda: (states.replace(goal=achieved), "still"),
+        "far": lambda: (states.replace(goal=achieved + jnp.asarray(far_offset(env))), "still"),
+        "lifted": lambda: (
+            states.replace(physics=states.physics.replace(qpos=states.physics.qpos.at[:, 2].set(env.healthy_z[1] + 1.0))),
+            "still",
+        ),
+        "shoved": lambda: (
+            states.replace(physics=states.physics.replace(qvel=states.physics.qvel.at[:, :2].add(jnp.asarray(SHOVES)))),
+            "random",
+        ),
+    }
+    return [(name, *edits[name]()) for name in group_names(env)]
+
+
+def _about_to_truncate(env, keys):
+    """Placeholder states whose next step ends the episode (`step` = episode_length - 1), so that
+    `step_autoreset` replaces them with fresh resets drawn from `keys`: the probe's first scan
+    iteration resets every environment with the same copy of `reset` that the automatic resets use."""
+    _, mjx = import_mujoco()
+    n = keys.shape[0]
+    zeros = lambda size: jnp.zeros((n, size), jnp.float32)  # noqa: E731
+    scalar = jnp.zeros((n,), jnp.float32)
+    return EnvState(
+        physics=jax.vmap(lambda _: mjx.make_data(env.mjx_model))(keys),
+        obs=zeros(env.state_size),
+        goal=zeros(env.goal_size),
+        distance=scalar,
+        success=scalar,
+        terminated=scalar,
+        truncated=scalar,
+        step=jnp.full((n,), env.episode_length - 1, jnp.int32),
+        key=keys,
+    )
 
 
 @functools.lru_cache(maxsize=None)
 def probe(name: str) -> dict:
     """{group: {obs, goal, distance, success, terminated, truncated: [STEPS, NUM_ENVS, ...]}} for every group,
     plus the random group's arrays at the top level, its reset states (`reset_obs`, `reset_goal`, `states`),
-    evaluation-reset goals (`eval_goal`), the first step's success of the at-goal and far groups, and for
-    locomotion the fall checks (`high_terminated`: lifted torsos end the episode at once; `low_failed`: a
-    torso below its healthy height counts as a fall, checked on the state itself)."""
+    evaluation goals (`eval_goal`, from the task's evaluation goal sampler), the first step's success of
+    the at-goal and far groups, and for locomotion the fall checks (`high_terminated`: lifted torsos end
+    the episode at once; `low_failed`: a torso below its healthy height counts as a fall, checked on the
+    state itself).
+
+    The program holds one copy of the MJX step and one of the reset (an MJX forward pass): iteration 0
+    of the scan steps placeholder states into automatic resets (`_about_to_truncate`), iteration 1 turns
+    the random group's fresh states into every group, and iterations 1..STEPS are the steps reported."""
     env = task(name)
     arm = env.name.startswith("arm_")
+    n = len(group_names(env)) * NUM_ENVS
 
     def run(key):
-        k_reset, k_steps = jax.random.split(key)
-        states = jax.vmap(env.reset)(jax.random.split(k_reset, NUM_ENVS))
-        groups = _groups(env, states)
-        everything = jax.tree_util.tree_map(lambda *xs: jnp.concatenate(xs), *[s for _, s, _ in groups])
-        n = len(groups) * NUM_ENVS
-        moving = jnp.repeat(jnp.array([how == "random" for _, _, how in groups]), NUM_ENVS)[:, None]
+        k_reset, k_steps, k_eval = jax.random.split(key, 3)
+        placeholders = _about_to_truncate(env, jax.random.split(k_reset, n))
 
-        def one_step(s, k):
+        def one_step(carry, xs):
+            s, initial = carry
+            i, k = xs
+            fresh = jax.tree_util.tree_map(lambda x: x[:NUM_ENVS], s)  # the random group's reset states, at i = 1
+            groups = _groups(env, fresh)
+            grouped = jax.tree_util.tree_map(lambda *xs: jnp.concatenate(xs), *[g for _, g, _ in groups])
+            s = jax.tree_util.tree_map(lambda a, b: jnp.where(i == 1, a, b), grouped, s)
+            initial = jax.tree_util.tree_map(lambda a, b: jnp.where(i == 1, a, b), fresh, initial)
+            moving = jnp.repeat(jnp.array([how == "random" for _, _, how in groups]), NUM_ENVS)[:, None]
             random = jax.random.uniform(k, (n, env.action_size), jnp.float32, -1.0, 1.0)
-            still = hold_action(env, s.obs[:, : env.state_size]) if arm else jnp.zeros_like(random)
+            still = hold_action(env, s.obs) if arm else jnp.zeros_like(random)
             s, stepped = jax.vmap(lambda s, a: step_autoreset(env, s, a))(s, jnp.where(moving, random, still))
-            return s, dict(
+            return (s, initial), dict(
                 obs=stepped.obs,
                 goal=stepped.goal,
                 distance=stepped.distance,
@@ -103,13 +150,17 @@ def probe(name: str) -> dict:
                 truncated=stepped.truncated,
             )
 
-        _, steps = jax.lax.scan(one_step, everything, jax.random.split(k_steps, STEPS))
-        out = {g: {k: v[:, i * NUM_ENVS : (i + 1) * NUM_ENVS] for k, v in steps.items()} for i, (g, _, _) in enumerate(groups)}
+        initial = jax.tree_util.tree_map(lambda x: x[:NUM_ENVS], placeholders)
+        xs = (jnp.arange(STEPS + 1), jax.random.split(k_steps, STEPS + 1))
+        (_, states), steps = jax.lax.scan(one_step, (placeholders, initial), xs)
+        steps = {k: v[1:] for k, v in steps.items()}  # iteration 0 stepped the placeholders
+        names = group_names(env)
+        out = {g: {k: v[:, j * NUM_ENVS : (j + 1) * NUM_ENVS] for k, v in steps.items()} for j, g in enumerate(names)}
         out.update(out["random"])
         out.update(
             reset_obs=states.obs,
             reset_goal=states.goal,
-            eval_goal=jax.vmap(env.eval_reset)(jax.random.split(key, NUM_ENVS)).goal,
+            eval_goal=jax.vmap(env._eval_goal)(jax.random.split(k_eval, NUM_ENVS)),
             at_goal_success=out["at_goal"]["success"][0],
             at_goal_distance=out["at_goal"]["distance"][0],
             far_success=out["far"]["success"][0],
@@ -120,7 +171,8 @@ def probe(name: str) -> dict:
             out["low_failed"] = jax.vmap(env._failed)(low, states.obs)
         return out, states
 
-    out, states = jax.jit(run, compiler_options=FAST_COMPILE)(jax.random.PRNGKey(0))
+    options = None if name in SLOWER_WITHOUT_OPTIMISATIONS else FAST_COMPILE
+    out, states = jax.jit(run, compiler_options=options)(jax.random.PRNGKey(0))
     result = jax.tree_util.tree_map(np.asarray, out)
     result["states"] = states
     return result

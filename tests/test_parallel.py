@@ -162,7 +162,8 @@ def test_two_processes_run_exactly_the_program_of_two_local_devices_and_resume(t
     two-process resume from a mid-run checkpoint ends where the uninterrupted run did."""
     import shutil
 
-    base = dict(os.environ, JAX_PLATFORMS="cpu")
+    # Tiny programs, compiled alike in every process: skip XLA's expensive optimisation passes.
+    base = dict(os.environ, JAX_PLATFORMS="cpu", JAX_DISABLE_MOST_OPTIMIZATIONS="1")
     train = ["train", *TINY_ARGS, "--num-devices", "2"]
     local = subprocess.run(
         [sys.executable, "-m", "deepcrl.cli", *train, "--run-dir", str(tmp_path / "local")],
