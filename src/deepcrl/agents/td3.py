@@ -37,9 +37,7 @@ class TD3Config(NetworkConfig):
     policy_noise: float = Config.policy_noise  # std of the target policy smoothing noise, actions in [-1, 1] (Fujimoto et al. 2018)
     noise_clip: float = Config.noise_clip  # the smoothing noise is clipped to +-noise_clip (Fujimoto et al. 2018)
     policy_delay: int = Config.policy_delay  # Q updates per actor and target update (Fujimoto et al. 2018)
-    exploration_noise: float = (
-        Config.exploration_noise
-    )  # std of the Gaussian noise added to actions while collecting (Fujimoto et al. 2018)
+    exploration_noise: float = Config.exploration_noise  # std of the Gaussian action noise while collecting (Fujimoto et al. 2018)
     preactivation_penalty: float = Config.preactivation_penalty  # coefficient of mean(pre-tanh action^2) in the actor loss, against tanh saturation (HER's DDPG, Andrychowicz et al. 2017: 1.0); 0 = off, plain TD3
 
 
