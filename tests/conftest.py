@@ -123,6 +123,19 @@ def pytest_unconfigure(config):
         os.environ.pop(_CACHE_ENV, None)
 
 
+@pytest.fixture
+def compile_fast():
+    """Programs compiled during the test skip XLA's slower optimisations (backend level 0, no expensive
+    LLVM passes): for programs that run once, for milliseconds, where compiling is the cost. Not for
+    learning runs, whose thousands of steps run slower so compiled."""
+    import jax
+
+    before = jax.config.read("jax_disable_most_optimizations")
+    jax.config.update("jax_disable_most_optimizations", True)
+    yield
+    jax.config.update("jax_disable_most_optimizations", before)
+
+
 @pytest.fixture(scope="session")
 def small_run() -> dict:
     """Keyword arguments of the shared small `Config` (a fresh copy for each caller)."""

@@ -1,4 +1,4 @@
-"""One compiled program per MuJoCo task, shared by every test that needs it.
+"""One compiled program per MuJoCo physics model, shared by every test that needs it.
 
 Compiling an MJX program costs 15-200 s on a small CPU, while running it costs milliseconds, so every
 test of a task (tests/test_mujoco_tasks.py, test_humanoid.py, test_arm.py, test_reacher_pusher.py)
@@ -14,6 +14,12 @@ STEPS times in one scan (automatic resets on), so that the program holds one cop
 
 The program is compiled without XLA's slower optimisations where that is faster (it runs once, for
 milliseconds), and its results are cached for the test session; tests of one task share an xdist group, hence one worker.
+
+Tasks that only re-arrange a probed task's model (`SHARES_PHYSICS_WITH`: the other mazes of a family, whose
+walls are boxes like the u-maze's, and the arm's easy variants, whose model is the hard one's but for the
+drawn region squares) are not compiled again: their MJX programs differ from their sibling's in constants
+and wall counts only, and compiling each would cost another 50-120 s. Their models, start and goal
+samplers and walls are checked without MJX (`sampled`, and plain MuJoCo in test_mujoco_tasks.py).
 """
 
 from __future__ import annotations
@@ -24,7 +30,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from deepcrl.envs import make_env
+from deepcrl.envs import MUJOCO_TASK_NAMES, make_env
 from deepcrl.envs.base import EnvState, step_autoreset
 from deepcrl.envs.mujoco.base import import_mujoco
 
@@ -37,10 +43,33 @@ SHOVES = np.array([[-4.0, 0.0], [0.0, -4.0], [0.0, 4.0], [-3.0, -3.0]], np.float
 FAST_COMPILE = {"xla_backend_optimization_level": 0, "xla_llvm_disable_expensive_passes": True}
 SLOWER_WITHOUT_OPTIMISATIONS = ("pusher",)
 
+# task -> the probed task whose physics it shares (same task class and MJCF but for the lines named in
+# test_mujoco_tasks.py::test_variants_differ_from_their_probed_task_only_in_walls_or_regions)
+SHARES_PHYSICS_WITH = {
+    **{f"ant_{m}": "ant_u_maze" for m in ("u4_maze", "u5_maze", "big_maze", "hardest_maze")},
+    **{f"humanoid_{m}": "humanoid_u_maze" for m in ("big_maze", "hardest_maze")},
+    "arm_push_easy": "arm_push_hard",
+    "arm_binpick_easy": "arm_binpick_hard",
+}
+PROBED = tuple(n for n in MUJOCO_TASK_NAMES if n not in SHARES_PHYSICS_WITH)  # one MJX program each
+
 
 @functools.lru_cache(maxsize=None)
 def task(name: str):
     return make_env(name)
+
+
+@functools.lru_cache(maxsize=None)
+def sampled(name: str, n: int = 256) -> dict:
+    """The task's own start and goal samplers (no physics): `start_qpos` [n, nq], `reset_goal` and
+    `eval_goal` [n, goal_size], from independent keys."""
+    env = task(name)
+
+    def draw(key):
+        k_start, k_goal, k_eval = jax.random.split(key, 3)
+        return dict(start_qpos=env._start(k_start)[0], reset_goal=env._train_goal(k_goal), eval_goal=env._eval_goal(k_eval))
+
+    return jax.tree_util.tree_map(np.asarray, jax.jit(jax.vmap(draw))(jax.random.split(jax.random.PRNGKey(3), n)))
 
 
 def far_offset(env) -> np.ndarray:

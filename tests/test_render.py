@@ -3,7 +3,9 @@
 - A tiny point-maze run trained through the command line renders to an MP4 and a GIF that read back
   with the expected number of frames and size, and the agent moves.
 - MuJoCo tasks (ant_u_maze, arm_reach) render through the library with a zero policy: a playable
-  video with the expected frames and the goal marker (magenta) in it. These tests skip, with the
+  video with the expected frames and the goal marker (magenta) in it. The ant's episode is the library's
+  compiled rollout; the arm's is stepped in plain MuJoCo from the task's own start and evaluation goal
+  (the same arrays, without compiling a second MJX program). These tests skip, with the
   reason, when no OpenGL backend works on the machine (docs/rendering.md says what to install).
 - Bad input: one `deepcrl: error:` line, exit code 2, nothing written.
 - Writing is atomic; the GIF is downsampled in size and frame rate; a missing OpenGL backend is one
@@ -173,12 +175,45 @@ def _task(name: str):
         pytest.skip(f"task {name!r} is not importable yet: {type(e).__name__}: {e}")
 
 
+def _plain_mujoco_rollout(env, steps: int) -> dict[str, np.ndarray]:
+    """`render.rollout`'s arrays for one zero-action episode, stepped in plain MuJoCo (the task's model)
+    from the task's own start and evaluation goal."""
+    import mujoco
+
+    k_start, k_goal = jax.random.split(jax.random.PRNGKey(0))
+    qpos, qvel = (np.asarray(x, np.float64) for x in env._start(k_start))
+    goal = np.asarray(env._eval_goal(k_goal), np.float32)
+    model = env.mj_model
+    d = mujoco.MjData(model)
+    d.qpos[:], d.qvel[:] = qpos, qvel
+    d.ctrl[:] = np.asarray(env._ctrl_mid)  # the zero action
+    mujoco.mj_forward(model, d)
+    qposes = [d.qpos.copy()]
+    for _ in range(steps):
+        mujoco.mj_step(model, d, env.n_frames)
+        qposes.append(d.qpos.copy())
+    zeros = np.zeros((1, steps + 1), np.float32)
+    return dict(
+        qpos=np.asarray(qposes, np.float32)[None],
+        goal=np.broadcast_to(goal, (1, steps + 1, goal.size)),
+        distance=zeros,
+        success=zeros,
+        terminated=zeros,
+        truncated=zeros,
+        drawn=np.ones((1, steps + 1), bool),
+    )
+
+
 @pytest.mark.parametrize("name", ["ant_u_maze", "arm_reach"])
-def test_mujoco_task_video(name, gl_backend, tmp_path, monkeypatch):
+def test_mujoco_task_video(name, gl_backend, tmp_path, monkeypatch, compile_fast):
     env = _task(name)
     steps = 10
-    zero = lambda obs: jnp.zeros((obs.shape[0], env.action_size), jnp.float32)  # noqa: E731
-    data = render.rollout(env, zero, jax.random.PRNGKey(0), 1, steps)
+    if name == "arm_reach":
+        assert env.mj_model.nmocap == 0
+        data = _plain_mujoco_rollout(env, steps)
+    else:
+        zero = lambda obs: jnp.zeros((obs.shape[0], env.action_size), jnp.float32)  # noqa: E731
+        data = render.rollout(env, zero, jax.random.PRNGKey(0), 1, steps)
     assert data["qpos"].shape == (1, steps + 1, env.mj_model.nq)
     expected = render.frame_count(data)
     assert expected == steps + 1  # a zero policy does not fall within 10 steps
