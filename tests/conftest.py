@@ -11,6 +11,7 @@ every session.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import tempfile
@@ -123,17 +124,27 @@ def pytest_unconfigure(config):
         os.environ.pop(_CACHE_ENV, None)
 
 
-@pytest.fixture
-def compile_fast():
-    """Programs compiled during the test skip XLA's slower optimisations (backend level 0, no expensive
-    LLVM passes): for programs that run once, for milliseconds, where compiling is the cost. Not for
-    learning runs, whose thousands of steps run slower so compiled."""
+@contextlib.contextmanager
+def fast_compiles():
+    """Programs compiled inside skip XLA's slower optimisations (backend level 0, no expensive LLVM
+    passes): for programs that run a few times, for milliseconds, where compiling is the cost. Not for
+    learning runs, whose thousands of steps run slower so compiled; and a run resumed must be compiled
+    like the run it resumes (the two compile to different roundings)."""
     import jax
 
     before = jax.config.read("jax_disable_most_optimizations")
     jax.config.update("jax_disable_most_optimizations", True)
-    yield
-    jax.config.update("jax_disable_most_optimizations", before)
+    try:
+        yield
+    finally:
+        jax.config.update("jax_disable_most_optimizations", before)
+
+
+@pytest.fixture
+def compile_fast():
+    """`fast_compiles` for one test."""
+    with fast_compiles():
+        yield
 
 
 @pytest.fixture(scope="session")

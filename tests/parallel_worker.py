@@ -46,13 +46,31 @@ def _mean_abs(a, b) -> float:
     return float(np.concatenate(diffs).mean())
 
 
+def three_steps(agent):
+    """(state, batch, key) -> (the state after 3 updates on `batch`, the last update's metrics): one
+    compiled copy of the update, scanned."""
+
+    def run(state, batch, key):
+        state, metrics = jax.lax.scan(lambda s, k: agent.update(s, batch, k), state, jax.random.split(key, 3))
+        return state, jax.tree_util.tree_map(lambda m: m[-1], metrics)
+
+    return run
+
+
+LOSSES = ("fwd_infonce", "sym_infonce", "bwd_infonce", "binary_nce")
+
+
 def check_update() -> dict:
-    """Loss, metrics, gradients and 3 SGD steps: 2 devices (global negatives) vs 1 device, same global batch."""
+    """Loss, metrics, gradients and 3 SGD steps: 2 devices (global negatives) vs 1 device, same global batch.
+
+    Every loss's gradients (and, for the first loss, three whole updates: Adam included) are computed in
+    one program per device count."""
     out = {}
     mesh = parallel.make_mesh(2)
     rep, split = parallel.REPLICATED, parallel.SPLIT
-    for loss in ("fwd_infonce", "sym_infonce", "bwd_infonce", "binary_nce"):
-        config = CRLConfig(
+
+    def crl_config(loss):
+        return CRLConfig(
             state_size=5,
             goal_size=2,
             action_size=3,
@@ -63,30 +81,32 @@ def check_update() -> dict:
             repr_dim=8,
             contrastive_loss=loss,
         )
-        single, sharded = CRL(config), CRL(config, axis_name=parallel.DATA_AXIS)
-        keys = jax.random.split(jax.random.PRNGKey(0), 5)
-        batch = replay.Batch(
-            obs=jax.random.normal(keys[0], (GLOBAL_BATCH, 5)),
-            action=jax.random.uniform(keys[1], (GLOBAL_BATCH, 3), minval=-1, maxval=1),
-            goal=jax.random.normal(keys[2], (GLOBAL_BATCH, 2)),
-            offset=jnp.ones((GLOBAL_BATCH,), jnp.int32),
-        )
-        state = single.init(keys[3])
 
-        grads_1, metrics_1 = jax.jit(single.gradients)(state, batch, keys[4])
-        grads_2, metrics_2 = jax.jit(parallel.shard(sharded.gradients, mesh, (rep, split, rep), (rep, rep)))(state, batch, keys[4])
+    keys = jax.random.split(jax.random.PRNGKey(0), 5)
+    batch = replay.Batch(
+        obs=jax.random.normal(keys[0], (GLOBAL_BATCH, 5)),
+        action=jax.random.uniform(keys[1], (GLOBAL_BATCH, 3), minval=-1, maxval=1),
+        goal=jax.random.normal(keys[2], (GLOBAL_BATCH, 2)),
+        offset=jnp.ones((GLOBAL_BATCH,), jnp.int32),
+    )
+    state = jax.jit(CRL(crl_config(LOSSES[0])).init)(keys[3])  # the loss does not enter the parameters
 
-        def three_steps(agent):
-            def run(state, batch, key):
-                for k in jax.random.split(key, 3):
-                    state, _ = agent.update(state, batch, k)
-                return state
+    def every_loss(axis_name):
+        def run(state, batch, key):
+            results = {}
+            for loss in LOSSES:
+                agent = CRL(crl_config(loss), axis_name=axis_name)
+                whole = three_steps(agent)(state, batch, key)[0] if loss == LOSSES[0] else None
+                results[loss] = (agent.gradients(state, batch, key), whole)
+            return results
 
-            return run
+        return run
 
-        if loss == "fwd_infonce":  # whole updates (Adam included): once is enough
-            after_1 = jax.jit(three_steps(single))(state, batch, keys[4])
-            after_2 = jax.jit(parallel.shard(three_steps(sharded), mesh, (rep, split, rep), rep))(state, batch, keys[4])
+    one = jax.jit(every_loss(None))(state, batch, keys[4])
+    two = jax.jit(parallel.shard(every_loss(parallel.DATA_AXIS), mesh, (rep, split, rep), rep))(state, batch, keys[4])
+    for loss in LOSSES:
+        ((grads_1, metrics_1), after_1), ((grads_2, metrics_2), after_2) = one[loss], two[loss]
+        if after_1 is not None:
             # Adam normalises each gradient entry, so an entry whose gradient is at float-noise level
             # may step either way: compare the mean difference with the mean step instead of the max.
             out["params_diff_over_step"] = _mean_abs(after_2, after_1) / _mean_abs(after_1, state)
@@ -97,6 +117,7 @@ def check_update() -> dict:
             "grads_rel_diff": {name: _max_rel_diff(grads_2[name], grads_1[name]) for name in grads_1},
             "grad_norm_critic": float(metrics_1["critic/grad_norm"]),
         }
+    fwd_critic_grads = one[LOSSES[0]][0][0]["critic"]
 
     # Negative control: with each device's own goals as its only negatives the loss is a different one,
     # and the comparison above must be able to tell.
@@ -107,11 +128,9 @@ def check_update() -> dict:
         def _row_offset(self, local_rows):
             return 0
 
-    config = CRLConfig(state_size=5, goal_size=2, action_size=3, actor_depth=4, critic_depth=8, actor_width=16, critic_width=16, repr_dim=8)
-    local = LocalNegatives(config, axis_name=parallel.DATA_AXIS)
+    local = LocalNegatives(crl_config(LOSSES[0]), axis_name=parallel.DATA_AXIS)  # against the first loss's gradients
     grads_local, _ = jax.jit(parallel.shard(local.gradients, mesh, (rep, split, rep), (rep, rep)))(state, batch, keys[4])
-    grads_1, _ = jax.jit(CRL(config).gradients)(state, batch, keys[4])
-    out["local_negatives_critic_grads_rel_diff"] = _max_rel_diff(grads_local["critic"], grads_1["critic"])
+    out["local_negatives_critic_grads_rel_diff"] = _max_rel_diff(grads_local["critic"], fwd_critic_grads)
     return out
 
 
@@ -200,16 +219,6 @@ def check_baselines() -> dict:
     ):
         single, sharded = cls(cfg(**sizes)), cls(cfg(**sizes), axis_name=parallel.DATA_AXIS)
         state = single.init(keys[6])
-
-        def three_steps(agent):
-            def run(state, batch, key):
-                metrics = None
-                for k in jax.random.split(key, 3):
-                    state, metrics = agent.update(state, batch, k)
-                return state, metrics
-
-            return run
-
         after_1, metrics_1 = jax.jit(three_steps(single))(state, batch, keys[7])
         after_2, metrics_2 = jax.jit(parallel.shard(three_steps(sharded), mesh, (rep, split, rep), (rep, rep)))(state, batch, keys[7])
         diff = np.concatenate(

@@ -37,7 +37,7 @@ DEEP = Config(
 )
 
 
-def test_depth_1024_critic_trains_with_finite_losses_and_gradients():
+def test_depth_1024_critic_trains_with_finite_losses_and_gradients(compile_fast):
     trainer = Trainer(DEEP)
     state = trainer.init(jax.random.PRNGKey(0))
     before = jax.tree_util.tree_leaves(state.agent.critic_params)[0].copy()
@@ -70,24 +70,27 @@ def _rel_diff(a, b) -> float:
     )
 
 
-def test_remat_gives_the_same_gradients_and_update():
+def _gradients_and_update(agent, state, batch, key):
+    """((gradients, metrics), (updated state, metrics)) of one batch, in one compiled program."""
+    return jax.jit(lambda s, b, k: (agent.gradients(s, b, k), agent.update(s, b, k)))(state, batch, key)
+
+
+def test_remat_gives_the_same_gradients_and_update(compile_fast):
     config = dataclasses.replace(DEEP, critic_depth=64, actor_depth=16)  # 16 critic blocks: a rolled scan
     _, plain = build_agent(config)
     _, remat = build_agent(dataclasses.replace(config, remat=True))
     assert isinstance(remat, CRL) and remat.config.remat and not plain.config.remat
     state = plain.init(jax.random.PRNGKey(1))
     batch = _batch()
-    grads_plain, _ = jax.jit(plain.gradients)(state, batch, jax.random.PRNGKey(3))
-    grads_remat, _ = jax.jit(remat.gradients)(state, batch, jax.random.PRNGKey(3))
+    (grads_plain, _), (new_plain, m_plain) = _gradients_and_update(plain, state, batch, jax.random.PRNGKey(3))
+    (grads_remat, _), (new_remat, m_remat) = _gradients_and_update(remat, state, batch, jax.random.PRNGKey(3))
     assert _rel_diff(grads_remat, grads_plain) < 1e-5
-    new_plain, m_plain = jax.jit(plain.update)(state, batch, jax.random.PRNGKey(3))
-    new_remat, m_remat = jax.jit(remat.update)(state, batch, jax.random.PRNGKey(3))
     for a, b in zip(jax.tree_util.tree_leaves(new_plain), jax.tree_util.tree_leaves(new_remat)):
         np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(m_plain["critic/loss"], m_remat["critic/loss"], rtol=1e-6)
 
 
-def test_bfloat16_matmuls_keep_float32_parameters_and_stay_close_to_float32():
+def test_bfloat16_matmuls_keep_float32_parameters_and_stay_close_to_float32(compile_fast):
     config = dataclasses.replace(DEEP, critic_depth=16, actor_depth=8, width=64)
     _, f32 = build_agent(config)
     _, bf16 = build_agent(dataclasses.replace(config, matmul_dtype="bfloat16"))
@@ -95,7 +98,7 @@ def test_bfloat16_matmuls_keep_float32_parameters_and_stay_close_to_float32():
     assert jax.tree_util.tree_structure(bf16.init(jax.random.PRNGKey(1))) == jax.tree_util.tree_structure(state)
     batch = _batch(64)
     grads_32, m_32 = jax.jit(f32.gradients)(state, batch, jax.random.PRNGKey(3))
-    grads_16, m_16 = jax.jit(bf16.gradients)(state, batch, jax.random.PRNGKey(3))
+    (grads_16, m_16), (new_state, _) = _gradients_and_update(bf16, state, batch, jax.random.PRNGKey(3))
     assert all(x.dtype == jnp.float32 for x in jax.tree_util.tree_leaves(grads_16))
     phi_16, _ = bf16.representations(state.critic_params, batch.obs, batch.action, batch.goal)
     assert phi_16.dtype == jnp.float32  # representations and losses in float32
@@ -104,5 +107,4 @@ def test_bfloat16_matmuls_keep_float32_parameters_and_stay_close_to_float32():
     # bfloat16 keeps 8 bits of mantissa: gradients agree to a few percent, not to float32 rounding.
     diff = _rel_diff(grads_16["critic"], grads_32["critic"])
     assert 1e-5 < diff < 0.15, diff
-    new_state, _ = jax.jit(bf16.update)(state, batch, jax.random.PRNGKey(3))
     assert all(x.dtype == jnp.float32 for x in jax.tree_util.tree_leaves(new_state.critic_params))
