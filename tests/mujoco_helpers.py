@@ -37,11 +37,21 @@ from deepcrl.envs.mujoco.base import import_mujoco
 NUM_ENVS = 4
 STEPS = 120  # 1.8 s of simulated humanoid time: long enough for a humanoid holding still to fall
 SHOVES = np.array([[-4.0, 0.0], [0.0, -4.0], [0.0, 4.0], [-3.0, -3.0]], np.float32)  # m/s (x, y) added to the torso's velocity
-# A program that runs once: skip XLA's expensive optimisation passes when compiling it (a third less
-# compile time), except for the tasks where that backfires: at backend optimisation level 0 the pusher's
-# program compiles for more than 6 minutes on a 2-core CPU, against about 65 s with XLA's defaults.
+# A program that runs once: skip XLA's expensive optimisation passes when compiling it. How far is per
+# task, measured on a 2-core CPU (trace + compile + run of the probe): backend optimisation level 0 for
+# the locomotion tasks and the reacher (ant_u_maze 40 s, against 51 s with XLA's defaults); level 1 for
+# the arm, whose level-0 code takes 25-37 s to run its steps (arm_push_hard 67 s at level 1, 116 s at
+# level 0; arm_reach 47 s against 61 s); XLA's defaults for the pusher (at level 0 its program compiles
+# for more than 6 minutes, against about 65 s).
 FAST_COMPILE = {"xla_backend_optimization_level": 0, "xla_llvm_disable_expensive_passes": True}
-SLOWER_WITHOUT_OPTIMISATIONS = ("pusher",)
+FAST_COMPILE_OPTIMISED_CODE = {"xla_backend_optimization_level": 1, "xla_llvm_disable_expensive_passes": True}
+
+
+def compile_options(name: str) -> dict | None:
+    if name == "pusher":
+        return None
+    return FAST_COMPILE_OPTIMISED_CODE if name.startswith("arm_") else FAST_COMPILE
+
 
 # task -> the probed task whose physics it shares (same task class and MJCF but for the lines named in
 # test_mujoco_tasks.py::test_variants_differ_from_their_probed_task_only_in_walls_or_regions)
@@ -200,8 +210,7 @@ def probe(name: str) -> dict:
             out["low_failed"] = jax.vmap(env._failed)(low, states.obs)
         return out, states
 
-    options = None if name in SLOWER_WITHOUT_OPTIMISATIONS else FAST_COMPILE
-    out, states = jax.jit(run, compiler_options=options)(jax.random.PRNGKey(0))
+    out, states = jax.jit(run, compiler_options=compile_options(name))(jax.random.PRNGKey(0))
     result = jax.tree_util.tree_map(np.asarray, out)
     result["states"] = states
     return result

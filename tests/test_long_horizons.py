@@ -38,16 +38,11 @@ def test_allowed_settings_validate():
         validate(Config(**overrides))
 
 
-@pytest.fixture(scope="module")
-def best_of_k_trainer(small_run):
+def test_training_collects_and_evaluates_with_best_of_k(small_run, compile_fast):
     config = Config(
         **dict(small_run, explore_action_samples=4, eval_action_samples=4, chain_goals=True, total_env_steps=16 * 25 * 2, tensorboard=False)
     )
-    return Trainer(config)
-
-
-def test_training_collects_and_evaluates_with_best_of_k(best_of_k_trainer):
-    trainer = best_of_k_trainer
+    trainer = Trainer(config)
     state = trainer.init(jax.random.PRNGKey(0))
     state, metrics = trainer.epoch(state)
     assert int(metrics["health/first_bad_step"]) == -1

@@ -111,7 +111,7 @@ def _cells(env, points):
     return {(int(y // env.cell_size), int(x // env.cell_size)) for x, y in np.asarray(points)[..., :2].reshape(-1, 2)}
 
 
-@pytest.mark.parametrize("name", MAZES)
+@pytest.mark.parametrize("name", by_task(MAZES))  # the u-mazes also read their probe: on its worker
 def test_starts_and_goals_lie_in_their_maze_cells(name):
     """Starts in the start cells, training goals in the goal cells, evaluation goals in the far goal cells."""
     env = task(name)

@@ -83,7 +83,7 @@ def _small_crl():
     return agent, agent.init(jax.random.PRNGKey(0))
 
 
-def test_best_of_k_picks_the_sampled_action_with_the_highest_critic_value():
+def test_best_of_k_picks_the_sampled_action_with_the_highest_critic_value(compile_fast):
     agent, state = _small_crl()
     obs = jax.random.normal(jax.random.PRNGKey(1), (8, 6))
     key, k = jax.random.PRNGKey(2), 16
@@ -100,7 +100,7 @@ def test_best_of_k_picks_the_sampled_action_with_the_highest_critic_value():
     assert len(np.unique(best)) > 1  # different rows prefer different samples: the choice is real
 
 
-def test_select_action_rules():
+def test_select_action_rules(compile_fast):
     agent, state = _small_crl()
     params = state.export()
     obs = jax.random.normal(jax.random.PRNGKey(3), (5, 6))
