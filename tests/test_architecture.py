@@ -14,11 +14,12 @@ MAX_LINES = 400
 # Each module's layer; a module may import modules of its own layer or lower ones only.
 LAYERS = [
     ("settings", ["_version", "errors", "config", "config_files", "presets"]),
-    ("building blocks", ["networks", "losses", "replay", "envs", "parallel", "estimate"]),
+    ("building blocks", ["networks", "losses", "replay", "envs", "parallel", "estimate", "compile_cache"]),
     ("task + agent", ["agents", "build"]),
     ("programs", ["evaluate", "health", "metrics", "programs"]),
     ("host loop", ["checkpoints", "logger", "progress", "run_dir", "loop"]),
     ("tools", ["dry_run", "render", "analysis"]),
+    ("experiments", ["sweep", "viz"]),
     ("command line", ["cli"]),
 ]
 RANK = {top: i for i, (_, tops) in enumerate(LAYERS) for top in tops}

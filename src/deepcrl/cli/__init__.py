@@ -21,7 +21,7 @@ import tyro
 
 from deepcrl.errors import ConfigError, RunError
 
-USAGE = """usage: deepcrl {train,eval,render} ... | deepcrl --version
+USAGE = """usage: deepcrl {train,eval,render,sweep,plot,qmap} ... | deepcrl --version
 
   deepcrl train [FLAGS]      train an agent (deepcrl train --help lists every flag)
   deepcrl train --config FILE [FLAGS]   settings from a YAML or JSON file, flags override it
@@ -30,6 +30,7 @@ USAGE = """usage: deepcrl {train,eval,render} ... | deepcrl --version
   deepcrl train --resume RUN_DIR        continue an interrupted or crashed run from its newest checkpoint
   deepcrl eval RUN_DIR       evaluate the checkpoint of a finished run
   deepcrl render RUN_DIR     videos (MP4, GIF) of the policy's evaluation episodes (deepcrl render --help)
+  deepcrl sweep [FLAGS]      a grid of runs: --depth 4,16 --seed 0,1,2 (deepcrl sweep --help); --status DIR
 """
 
 
@@ -332,6 +333,19 @@ def _render(argv: Sequence[str]) -> int:
     return 0
 
 
+def _sweep(argv: Sequence[str]) -> int:
+    from deepcrl.cli.sweep import sweep_command
+    from deepcrl.config import Config
+
+    try:
+        return sweep_command(argv)
+    except ConfigError as e:
+        raise ConfigError(in_flag_words(str(e), _field_names(Config))) from None
+
+
+COMMANDS = ("train", "eval", "render", "sweep")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] in ("-h", "--help"):
@@ -343,9 +357,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"deepcrl {__version__}")
         return 0
     if not argv:
-        return _fail("missing command; choose one of: train, eval, render (deepcrl --help shows the usage)")
+        return _fail(f"missing command; choose one of: {', '.join(COMMANDS)} (deepcrl --help shows the usage)")
     command, rest = argv[0], argv[1:]
-    commands = {"train": _train, "eval": _eval, "render": _render}
+    commands = {name: globals()[f"_{name}"] for name in COMMANDS}
     if command not in commands:
         return _fail(f"unknown command {command!r}; choose one of: {', '.join(commands)}")
     if command == "train":
@@ -363,7 +377,3 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("deepcrl: interrupted", file=sys.stderr)
         return 130
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,0 +1,7 @@
+"""`python -m deepcrl.cli ARGS`: the same as `deepcrl ARGS`."""
+
+import sys
+
+from deepcrl.cli import main
+
+sys.exit(main())

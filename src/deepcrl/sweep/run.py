@@ -1,0 +1,197 @@
+"""Running a sweep: validate every point, write the index, launch what is not finished, report.
+
+    result = run_sweep(spec, LaunchOptions(jobs=2), sweep_dir=None)   # sweeps/<env>-<axes>-<hash> by default
+
+The same call again (the same command) skips finished points, resumes interrupted ones from their
+checkpoints and starts the rest: an interrupted sweep rerun ends as an uninterrupted one would, since
+each point's resume is exact. Nothing is written before every point's settings have been checked.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from deepcrl.compile_cache import cache_dir as default_cache_dir
+from deepcrl.compile_cache import cache_environment
+from deepcrl.errors import ConfigError
+from deepcrl.sweep.grid import Point, SweepSpec, default_sweep_dir, expand
+from deepcrl.sweep.index import Entry, SweepIndex, pid_alive
+
+LAUNCHERS = ("local", "slurm")
+
+
+@dataclass(frozen=True)
+class SlurmOptions:
+    partition: str | None = None  # the partition (queue) of every job; None: the cluster's default
+    time_min: int = 240  # wall-clock limit of one job, in minutes (a longer run is resubmitted and resumes)
+    gpus_per_job: int = 0  # GPUs per job (one point per job)
+    cpus_per_job: int = 2  # CPU cores per job
+    mem_gb: float | None = None  # memory per job in GB; None: the partition's default
+    array_parallelism: int = 64  # jobs of the array running at once
+    max_requeues: int = 3  # times a preempted or timed-out job is resubmitted
+    log_dir: str | None = None  # where Slurm writes each job's output; None: SWEEP_DIR/slurm/
+    setup: tuple[str, ...] = ()  # shell lines run before each job (module load ..., source venv/bin/activate)
+    poll_s: float = 5.0  # seconds between looks at the queue
+
+
+@dataclass(frozen=True)
+class LaunchOptions:
+    launcher: str = "local"  # local (processes on this machine) or slurm (a job array through submitit)
+    jobs: int = 1  # local: points run side by side
+    compile_cache: bool = True  # share compiled programs between points (JAX's persistent cache)
+    cache_dir: str | None = None  # the cache's folder; None: deepcrl.compile_cache.cache_dir()
+    slurm: SlurmOptions = field(default_factory=SlurmOptions)
+
+
+@dataclass
+class SweepResult:
+    sweep_dir: Path
+    entries: list[Entry]
+    counts: dict[str, int]
+    stopped_by: str | None = None  # the signal that stopped the sweep early
+
+
+def check_options(options: LaunchOptions) -> None:
+    if options.launcher not in LAUNCHERS:
+        raise ConfigError(f"launcher={options.launcher!r} is not allowed; choose one of: {', '.join(LAUNCHERS)}")
+    if isinstance(options.jobs, bool) or not isinstance(options.jobs, int) or options.jobs < 1:
+        raise ConfigError(f"jobs={options.jobs!r} is not allowed; it must be a positive integer (points run side by side)")
+    s = options.slurm
+    for name in ("time_min", "cpus_per_job", "array_parallelism"):
+        if getattr(s, name) < 1:
+            raise ConfigError(f"slurm_{name}={getattr(s, name)!r} is not allowed; it must be a positive integer")
+    for name in ("gpus_per_job", "max_requeues"):
+        if getattr(s, name) < 0:
+            raise ConfigError(f"slurm_{name}={getattr(s, name)!r} is not allowed; it must be an integer >= 0")
+
+
+def check_points(points: list[Point]) -> None:
+    """Every point's settings checked as deepcrl train checks them (build.prepare), before anything is written."""
+    from deepcrl.build import prepare
+
+    for point in points:
+        try:
+            prepare(point.config)
+        except ConfigError as e:
+            raise ConfigError(f"sweep point {point.name}: {e}") from None
+
+
+class _Lock:
+    """One process runs a sweep directory at a time (an advisory lock the kernel drops when it dies)."""
+
+    def __init__(self, sweep_dir: Path):
+        self.path = sweep_dir / ".lock"
+
+    def __enter__(self):
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.file = self.path.open("a+")
+        try:
+            fcntl.flock(self.file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self.file.seek(0)
+            owner = self.file.read().strip() or "another process"
+            self.file.close()
+            raise ConfigError(f"sweep {str(self.path.parent)!r} is being run by {owner}; wait for it, or stop it first") from None
+        self.file.seek(0)
+        self.file.truncate()
+        self.file.write(f"deepcrl sweep (pid {os.getpid()})")
+        self.file.flush()
+        return self
+
+    def __exit__(self, *exc):
+        self.file.close()
+        return False
+
+
+def _say(text: str) -> None:
+    print(text, flush=True)
+
+
+def _describe(entry: Entry) -> str:
+    score = entry.score
+    parts = [f"{k.removeprefix('eval/')} {v:.3f}" for k, v in score.items() if k in ("eval/success", "eval/time_at_goal")]
+    return ", ".join(parts)
+
+
+def run_sweep(spec: SweepSpec, options: LaunchOptions = LaunchOptions(), sweep_dir: str | Path | None = None) -> SweepResult:
+    """Run every point of `spec` that has not finished; returns the points' final statuses."""
+    check_options(options)
+    sweep_dir = Path(sweep_dir) if sweep_dir is not None else default_sweep_dir(spec)
+    points = expand(spec, sweep_dir)
+    check_points(points)
+    index = SweepIndex(sweep_dir, spec, points)
+    index.check_same_sweep()
+    with _Lock(sweep_dir):
+        index.refresh()
+        for entry in index.entries.values():
+            if entry.status == "running" and entry.job and str(entry.job).isdigit() and pid_alive(int(entry.job), entry.run_dir):
+                raise ConfigError(
+                    f"sweep point {entry.name} still runs as process {entry.job} (of an earlier deepcrl sweep); wait for it or kill it"
+                )
+        index.write_configs()
+        index.save()
+        todo = [name for name, e in index.entries.items() if e.status != "done"]
+        counts = index.counts()
+        _say(
+            f"sweep {sweep_dir}: {len(points)} point{'s' if len(points) != 1 else ''} "
+            f"({', '.join(f'{v} {k}' for k, v in counts.items())}); running {len(todo)} with the {options.launcher} launcher"
+        )
+        env: dict[str, str] = {}
+        if options.compile_cache:
+            env = cache_environment(options.cache_dir or default_cache_dir())
+        done_before = len(points) - len(todo)
+        finished = [done_before]
+        started_at: dict[str, float] = {}
+
+        def report(event: str, entry: Entry) -> None:
+            if event == "start":
+                started_at[entry.name] = time.time()
+                verb = "resuming" if entry.status == "running" and Path(entry.run_dir, "state").exists() else "starting"
+                _say(f"  {verb} {entry.name} (attempt {entry.attempts}, job {entry.job})")
+                return
+            took = time.time() - started_at.get(entry.name, time.time())
+            if entry.status == "done":
+                finished[0] += 1
+                _say(f"  [{finished[0]}/{len(points)}] done {entry.name} in {took:.0f} s: {_describe(entry)}")
+            else:
+                _say(f"  {entry.status} {entry.name} after {took:.0f} s (exit code {entry.returncode}; log {index.log_path(entry.name)})")
+
+        stopped = None
+        if todo:
+            if options.launcher == "local":
+                from deepcrl.sweep.local import run_local
+
+                stopped = run_local(index, todo, options.jobs, env, report)
+            else:
+                from deepcrl.sweep.slurm import run_slurm
+
+                stopped = run_slurm(index, todo, options.slurm, env, report)
+        index.refresh()
+        index.save()
+    counts = index.counts()
+    if stopped:
+        print(f"{stopped}: the sweep stopped early; run the same command again to finish it", file=sys.stderr)
+    return SweepResult(sweep_dir=sweep_dir, entries=list(index.entries.values()), counts=counts, stopped_by=stopped)
+
+
+def status_rows(entries: list[Entry]) -> list[dict[str, Any]]:
+    """One row per point for a status table: name, status, attempts, success, time at goal, run directory."""
+    rows = []
+    for e in entries:
+        rows.append(
+            {
+                "point": e.name,
+                "status": e.status,
+                "attempts": e.attempts,
+                "success": e.score.get("eval/success"),
+                "time_at_goal": e.score.get("eval/time_at_goal"),
+                "run_dir": e.run_dir,
+            }
+        )
+    return rows
