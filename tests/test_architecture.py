@@ -96,7 +96,7 @@ def test_no_import_cycles():
 
 
 def test_nothing_imports_the_command_line():
-    assert [m for m, deps in _graph().items() if "deepcrl.cli" in deps] == []
+    assert [m for m, deps in _graph().items() if "deepcrl.cli" in deps and not m.startswith("deepcrl.cli")] == []
 
 
 @pytest.mark.parametrize("path", sorted(SRC.rglob("*.py")), ids=lambda p: str(p.relative_to(SRC)))

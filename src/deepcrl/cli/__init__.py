@@ -336,11 +336,12 @@ def _render(argv: Sequence[str]) -> int:
 def _sweep(argv: Sequence[str]) -> int:
     from deepcrl.cli.sweep import sweep_command
     from deepcrl.config import Config
+    from deepcrl.sweep.run import LAUNCH_FLAG_NAMES
 
     try:
         return sweep_command(argv)
     except ConfigError as e:
-        raise ConfigError(in_flag_words(str(e), _field_names(Config))) from None
+        raise ConfigError(in_flag_words(str(e), [*_field_names(Config), *LAUNCH_FLAG_NAMES])) from None
 
 
 COMMANDS = ("train", "eval", "render", "sweep")

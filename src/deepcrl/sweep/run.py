@@ -24,6 +24,15 @@ from deepcrl.sweep.grid import Point, SweepSpec, default_sweep_dir, expand
 from deepcrl.sweep.index import Entry, SweepIndex, pid_alive
 
 LAUNCHERS = ("local", "slurm")
+# SlurmOptions fields whose values are checked, and their names on the command line (--slurm-time ...)
+SLURM_FLAG_NAMES = {
+    "time_min": "slurm_time",
+    "gpus_per_job": "slurm_gpus",
+    "cpus_per_job": "slurm_cpus",
+    "array_parallelism": "slurm_array_parallelism",
+    "max_requeues": "slurm_max_requeues",
+}
+LAUNCH_FLAG_NAMES = ("launcher", "jobs", "cache_dir", *SLURM_FLAG_NAMES.values())
 
 
 @dataclass(frozen=True)
@@ -63,12 +72,11 @@ def check_options(options: LaunchOptions) -> None:
     if isinstance(options.jobs, bool) or not isinstance(options.jobs, int) or options.jobs < 1:
         raise ConfigError(f"jobs={options.jobs!r} is not allowed; it must be a positive integer (points run side by side)")
     s = options.slurm
-    for name in ("time_min", "cpus_per_job", "array_parallelism"):
-        if getattr(s, name) < 1:
-            raise ConfigError(f"slurm_{name}={getattr(s, name)!r} is not allowed; it must be a positive integer")
-    for name in ("gpus_per_job", "max_requeues"):
-        if getattr(s, name) < 0:
-            raise ConfigError(f"slurm_{name}={getattr(s, name)!r} is not allowed; it must be an integer >= 0")
+    for name, flag in SLURM_FLAG_NAMES.items():
+        value, least = getattr(s, name), 0 if name in ("gpus_per_job", "max_requeues") else 1
+        if isinstance(value, int) and value < least:
+            need = "a positive integer" if least else "an integer >= 0"
+            raise ConfigError(f"{flag}={value!r} is not allowed; it must be {need}")
 
 
 def check_points(points: list[Point]) -> None:
