@@ -31,6 +31,7 @@ USAGE = """usage: deepcrl {train,eval,render,sweep,plot,qmap} ... | deepcrl --ve
   deepcrl eval RUN_DIR       evaluate the checkpoint of a finished run
   deepcrl render RUN_DIR     videos (MP4, GIF) of the policy's evaluation episodes (deepcrl render --help)
   deepcrl sweep [FLAGS]      a grid of runs: --depth 4,16 --seed 0,1,2 (deepcrl sweep --help); --status DIR
+  deepcrl plot SWEEP_OR_RUNS... --out DIR [--paper TASK]   learning curves, scaling plots, heatmaps (PNG, SVG)
 """
 
 
@@ -344,7 +345,13 @@ def _sweep(argv: Sequence[str]) -> int:
         raise ConfigError(in_flag_words(str(e), [*_field_names(Config), *LAUNCH_FLAG_NAMES])) from None
 
 
-COMMANDS = ("train", "eval", "render", "sweep")
+def _plot(argv: Sequence[str]) -> int:
+    from deepcrl.cli.plot import plot_command
+
+    return plot_command(argv, _parse)
+
+
+COMMANDS = ("train", "eval", "render", "sweep", "plot")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -370,7 +377,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return commands[command](rest)
     except ConfigError as e:
-        own_flags = {"eval": EvalArgs, "render": RenderArgs}.get(command)  # train translates its own (_train)
+        from deepcrl.cli.plot import PlotArgs
+
+        own_flags = {"eval": EvalArgs, "render": RenderArgs, "plot": PlotArgs}.get(command)  # train translates its own (_train)
         return _fail(in_flag_words(str(e), _field_names(own_flags)) if own_flags else str(e))
     except RunError as e:
         print(f"deepcrl: error: {e}", file=sys.stderr)

@@ -100,9 +100,9 @@ class SweepIndex:
         self.spec = spec
         self.points = {p.name: p for p in points}
         old = self._read_entries()
-        self.entries = {
-            p.name: old.get(p.name) or Entry(name=p.name, values=p.values, run_dir=str(self.dir / "runs" / p.name)) for p in points
-        }
+        self.entries = {p.name: old.get(p.name) or Entry(name=p.name, values=p.values, run_dir="") for p in points}
+        for name, entry in self.entries.items():  # where the folder is now (a sweep folder may have been moved)
+            entry.run_dir = str(self.dir / "runs" / name)
 
     # -- opening --------------------------------------------------------------------------------
     @staticmethod
