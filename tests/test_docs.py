@@ -70,3 +70,26 @@ def test_benchmark_flags_in_the_readme_exist():
         ).stdout
         missing = sorted(f for f in flags if f not in help_text)
         assert not missing, f"benchmarks/{script}.py has no {missing}"
+
+
+def documented_sweep_commands() -> list[tuple[str, str]]:
+    found = []
+    for doc in [*DOCS, *sorted((ROOT / "experiments").glob("*.yaml"))]:
+        for match in re.finditer(r"deepcrl sweep[^`|#\n]*", doc.read_text()):
+            command = match.group(0).strip()
+            if not PLACEHOLDER.search(command) and "--status" not in command and command not in {c for _, c in found}:
+                found.append((doc.name, command))
+    return found
+
+
+def test_every_documented_sweep_command_dry_runs(capsys, workdir):
+    commands = documented_sweep_commands()
+    assert len(commands) >= 3
+    failed = []
+    for doc, command in commands:
+        args = [str(ROOT / a) if (ROOT / a).is_file() else a for a in shlex.split(command)[1:]]  # files of the repository
+        code, _, err = run_main([*args, "--dry-run"], capsys)
+        if code != 0:
+            failed.append(f"{doc}: {command}: {err.strip()}")
+    assert not failed, "\n".join(failed)
+    assert list(workdir.iterdir()) == []  # nothing written
