@@ -32,6 +32,7 @@ import numpy as np
 from deepcrl.envs.layouts import Layout
 
 Critic = Callable[[np.ndarray, np.ndarray], np.ndarray]  # (positions [N, 2], goal [2]) -> values [N]
+CRITIC_ACTIONS = ("policy", "zero", "best")  # the action the critic scores at each position
 
 
 def rankdata(x: np.ndarray) -> np.ndarray:
@@ -127,28 +128,37 @@ def topology_scores(grid: ValueGrid) -> dict[str, float]:
 
 
 def critic_fn(
-    agent: Any, params: dict[str, Any], state_size: int, action: str = "policy", samples: int = 16, key: jax.Array | None = None
+    agent: Any,
+    params: dict[str, Any],
+    state_size: int,
+    action: str = "policy",
+    samples: int = 16,
+    key: jax.Array | None = None,
+    template: np.ndarray | None = None,
 ) -> Critic:
     """A `Critic` over point-mass positions from a trained agent with a critic (CRL; SAC and TD3 by their
-    twin Q's minimum), with the state at rest (velocity 0) at each position.
+    twin Q's minimum), with the state at rest (velocity 0) at each position, or, given `template` (a
+    [state_size] state, e.g. an ant standing), that state moved to each position (its entries 0 and 1).
 
     `params`: the agent's exported parameters (`actor_params`, `critic_params`). The critic scores an
     action at each position: `action="policy"` the actor's deterministic action (a value V(s, g) = Q(s,
-    pi(s, g), g)), `"best"` the best of `samples` actions sampled from the policy (what best-of-K action
-    selection would see).
+    pi(s, g), g)), `"zero"` the zero action, `"best"` the best of `samples` actions sampled from the policy
+    (what best-of-K action selection would see).
     """
-    if action not in ("policy", "best"):
-        raise ValueError(f"action={action!r}; allowed: policy, best")
+    if action not in CRITIC_ACTIONS:
+        raise ValueError(f"action={action!r}; allowed: {', '.join(CRITIC_ACTIONS)}")
+    base = jnp.zeros((state_size,), jnp.float32) if template is None else jnp.asarray(template, jnp.float32).reshape(state_size)
     key = jax.random.PRNGKey(0) if key is None else key
 
     @jax.jit
     def values(positions: jax.Array, goal: jax.Array) -> jax.Array:
         n = positions.shape[0]
-        obs = jnp.concatenate([positions, jnp.zeros((n, state_size - positions.shape[1]), positions.dtype)], axis=-1)
+        obs = jnp.broadcast_to(base, (n, state_size)).at[:, : positions.shape[1]].set(positions)
         goals = jnp.broadcast_to(goal, (n, goal.shape[-1]))
         policy_obs = jnp.concatenate([obs, goals], axis=-1)
-        if action == "policy":
+        if action in ("policy", "zero"):
             act = agent.act(params["actor_params"], policy_obs, deterministic=True)
+            act = jnp.zeros_like(act) if action == "zero" else act
             return agent.q_value(params["critic_params"], obs, act, goals)
         _, q = agent.best_of_samples(params["actor_params"], params["critic_params"], policy_obs, key, samples)
         return q

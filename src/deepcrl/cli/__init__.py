@@ -32,6 +32,7 @@ USAGE = """usage: deepcrl {train,eval,render,sweep,plot,qmap} ... | deepcrl --ve
   deepcrl render RUN_DIR     videos (MP4, GIF) of the policy's evaluation episodes (deepcrl render --help)
   deepcrl sweep [FLAGS]      a grid of runs: --depth 4,16 --seed 0,1,2 (deepcrl sweep --help); --status DIR
   deepcrl plot SWEEP_OR_RUNS... --out DIR [--paper TASK]   learning curves, scaling plots, heatmaps (PNG, SVG)
+  deepcrl qmap RUN_DIR [--goal X,Y] [--out FILE.png]   the critic's value over the maze, and its topology score
 """
 
 
@@ -351,7 +352,13 @@ def _plot(argv: Sequence[str]) -> int:
     return plot_command(argv, _parse)
 
 
-COMMANDS = ("train", "eval", "render", "sweep", "plot")
+def _qmap(argv: Sequence[str]) -> int:
+    from deepcrl.cli.plot import qmap_command
+
+    return qmap_command(argv, _parse)
+
+
+COMMANDS = ("train", "eval", "render", "sweep", "plot", "qmap")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -377,9 +384,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return commands[command](rest)
     except ConfigError as e:
-        from deepcrl.cli.plot import PlotArgs
+        from deepcrl.cli.plot import PlotArgs, QmapArgs
 
-        own_flags = {"eval": EvalArgs, "render": RenderArgs, "plot": PlotArgs}.get(command)  # train translates its own (_train)
+        own_flags = {"eval": EvalArgs, "render": RenderArgs, "plot": PlotArgs, "qmap": QmapArgs}.get(
+            command
+        )  # train translates its own (_train)
         return _fail(in_flag_words(str(e), _field_names(own_flags)) if own_flags else str(e))
     except RunError as e:
         print(f"deepcrl: error: {e}", file=sys.stderr)

@@ -32,3 +32,57 @@ def plot_command(argv: Sequence[str], parse) -> int:
         print(f"{info.files[0]}: {info.question} [{curves}]")
     print(f"wrote {len(infos)} figures (PNG and SVG) and figures.json to {args.out}")
     return 0
+
+
+QMAP_DESCRIPTION = (
+    "The critic's value over the maze for one goal (default: the evaluation goal farthest along the corridors), drawn over "
+    "the walls: point mazes (the point at rest) and the ant and humanoid mazes (the robot standing, moved to each position). "
+    "Prints the topology score: the Spearman correlation of the value at each free cell's centre with minus the "
+    "shortest-path distance to the goal, beside the one with minus the straight-line distance."
+)
+
+
+@dataclass(frozen=True)
+class QmapArgs:
+    run_dir: tyro.conf.Positional[str]  # a finished run directory (its policy checkpoint)
+    goal: str | None = None  # the goal as X,Y in world units (None: the farthest evaluation goal)
+    out: str | None = None  # the figure (.png or .svg; None: RUN_DIR/qmap.png)
+    run_seed: int | None = None  # which seed of a --num-seeds run (None: its first)
+    action: str = "policy"  # the action the critic scores: policy (its deterministic action), zero, or best (of 16 samples)
+    resolution: int = 8  # positions per cell side in the figure (the score uses the cells' centres)
+    json: bool = False  # print the scores as JSON
+
+
+def qmap_command(argv: Sequence[str], parse) -> int:
+    import json
+    from pathlib import Path
+
+    from deepcrl.analysis.value_map import value_map_of_run
+    from deepcrl.errors import ConfigError
+    from deepcrl.viz.qmap import write_qmap
+
+    args = parse(QmapArgs, argv, prog="deepcrl qmap", description=QMAP_DESCRIPTION)
+    goal = None
+    if args.goal is not None:
+        try:
+            goal = [float(v) for v in args.goal.split(",")]
+        except ValueError:
+            raise ConfigError(f"goal={args.goal!r} is not allowed; give it as X,Y (two numbers)") from None
+        if len(goal) != 2:
+            raise ConfigError(f"goal={args.goal!r} is not allowed; give it as X,Y (two numbers)")
+    out = Path(args.out) if args.out is not None else Path(args.run_dir) / "qmap.png"
+    if out.suffix.lower() not in (".png", ".svg"):
+        raise ConfigError(f"out={str(out)!r} is not allowed; the figure's name must end in .png or .svg")
+    vmap = value_map_of_run(args.run_dir, goal=goal, run_seed=args.run_seed, resolution=args.resolution, action=args.action)
+    path = write_qmap(vmap, out)
+    scores = {k: round(v, 4) for k, v in vmap.scores.items()}
+    if args.json:
+        print(json.dumps({"goal": [float(v) for v in vmap.goal], "figure": str(path), **scores}, indent=2))
+    else:
+        print(
+            f"topology score (goal {vmap.goal[0]:g},{vmap.goal[1]:g}; {len(vmap.cells.values)} cells): Spearman with minus the "
+            f"shortest-path distance {scores['spearman_geodesic']:.3f}, with minus the straight-line distance "
+            f"{scores['spearman_euclidean']:.3f} (gap {scores['topology_gap']:+.3f})"
+        )
+        print(f"wrote {path}")
+    return 0
