@@ -2,7 +2,7 @@
 and sweeps that run, skip what is finished, and finish after a kill -9 of a point or a Ctrl-C of the
 sweep exactly as an uninterrupted sweep does.
 
-The runs are test_resume's tiny open-arena config (300 epochs of milliseconds, a checkpoint every 5):
+The runs are test_resume's tiny open-arena config (150 epochs of milliseconds, a checkpoint every 5):
 long in epochs, so easy to interrupt, and the same programs as test_resume's (the compilation cache
 serves both).
 """
@@ -34,7 +34,7 @@ def flags(settings: dict) -> list[str]:
     return out + ["--no-tensorboard"]
 
 
-TINY = flags(TINY_SETTINGS)
+TINY = flags({**TINY_SETTINGS, "total_env_steps": 12000})  # 150 epochs; the step budget changes no program
 GRID = ["--seed", "0,1", "--no-batch-seeds"]  # two points: seed 0 and seed 1, one run each
 
 
@@ -182,11 +182,11 @@ def test_a_killed_point_and_an_interrupted_sweep_finish_as_if_never_stopped(fini
         stderr=subprocess.PIPE,
         text=True,
     )
-    # kill -9 the first point's job after its 100th epoch's checkpoint: the sweep goes on with the next point
-    _wait(lambda: (runs / "s0" / "state" / "epoch_00000100").exists(), "checkpoint of the first point", sweep)
+    # kill -9 the first point's job after its 50th epoch's checkpoint: the sweep goes on with the next point
+    _wait(lambda: (runs / "s0" / "state" / "epoch_00000050").exists(), "checkpoint of the first point", sweep)
     os.kill(int(_index(out)["s0"]["job"]), signal.SIGKILL)
     # Ctrl-C (SIGINT) of the sweep while the second point runs: its job checkpoints and stops, so does the sweep
-    _wait(lambda: (runs / "s1" / "state" / "epoch_00000050").exists(), "checkpoint of the second point", sweep)
+    _wait(lambda: (runs / "s1" / "state" / "epoch_00000025").exists(), "checkpoint of the second point", sweep)
     sweep.send_signal(signal.SIGINT)
     stdout, stderr = sweep.communicate(timeout=120)
     assert sweep.returncode == 130, (stdout, stderr)

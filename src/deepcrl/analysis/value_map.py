@@ -51,7 +51,7 @@ def state_template(env: Any, key: jax.Array) -> np.ndarray | None:
     """The state moved over the maze: None (at rest) for a point mass; a MuJoCo robot's first evaluation state."""
     if hasattr(env, "max_speed"):  # the point mass: position and velocity
         return None
-    return np.asarray(env.eval_reset(key).obs)
+    return np.asarray(jax.jit(env.eval_reset)(key).obs)
 
 
 def value_map(
