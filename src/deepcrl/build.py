@@ -28,7 +28,15 @@ from deepcrl.envs.point_maze import TRAIN_GOALS, TRAIN_STARTS
 from deepcrl.errors import ConfigError
 
 # Config fields that are options of the task (None: the task's own default, declared by its class).
-TASK_FIELDS = ("episode_length", "max_speed", "goal_threshold", "train_starts", "train_goals")
+TASK_FIELDS = (
+    "episode_length",
+    "max_speed",
+    "goal_threshold",
+    "train_starts",
+    "train_goals",
+    "train_max_goal_cells",
+    "eval_max_goal_cells",
+)
 
 
 @dataclass(frozen=True)

@@ -40,6 +40,12 @@ class Config:
     train_starts: str | None = None
     # point mass only: where training goals are drawn: free (any free cell) or goal_cells; None: the task's (free)
     train_goals: str | None = None
+    train_max_goal_cells: int | None = (
+        None  # point mazes: training start and goal drawn as a pair at most K cells apart along the corridors, distances 1..K alike (the paper's stitching test: 3); None: --train-starts / --train-goals
+    )
+    eval_max_goal_cells: int | None = (
+        None  # point mazes: evaluate on start/goal pairs at every path distance 1..M alike, with success per distance (eval/success_d<K>); None: the layout's far goals
+    )
     chain_goals: bool = False  # ours, not the paper's: a training episode that reaches its goal goes on towards a fresh one, so episodes travel far (docs/long_horizons.md)
 
     # --- agent (docs/baselines.md) ---
@@ -199,7 +205,11 @@ def check_fields(config: Config) -> None:
         value = getattr(c, name)
         if value is not None:
             _positive(name, value)
-    for name in ("episode_length",):
+    if c.chain_goals and c.train_max_goal_cells is not None:
+        raise ConfigError(
+            f"chain_goals=True is not allowed with train_max_goal_cells={c.train_max_goal_cells}; a chained goal would not keep to K cells from where the episode is"
+        )
+    for name in ("episode_length", "train_max_goal_cells", "eval_max_goal_cells"):
         if getattr(c, name) is not None:
             _positive(name, getattr(c, name))
     for name in ("max_speed", "goal_threshold"):

@@ -11,6 +11,8 @@ videos (render.rollout). Reported by `make_evaluate`:
 - `eval/success_at_end`: fraction of episodes that end within the threshold
 - `eval/final_distance`, `eval/min_distance`: distance to the goal at the end, and the closest approach
 - `eval/survived`: fraction of episodes that did not end by failure (a fall)
+- `eval/success_d<K>`, `eval/time_at_goal_d<K>`: with `--eval-max-goal-cells M` (point mazes), the same
+  over the episodes whose start and goal cells lie K = 1..M cells apart along the corridors
 """
 
 from __future__ import annotations
@@ -85,8 +87,9 @@ def make_evaluate(env: Env, num_envs: int, policy_takes_key: bool = False) -> Ca
     policy's parameters closed over or passed in. `policy_takes_key`: see `run_episodes`."""
 
     def evaluate(policy: Policy, key: jax.Array) -> dict[str, jax.Array]:
-        _, final, stats, _ = run_episodes(env, policy, key, num_envs, policy_takes_key=policy_takes_key)
+        start, final, stats, _ = run_episodes(env, policy, key, num_envs, policy_takes_key=policy_takes_key)
         return {
+            **_by_distance(env, start, stats),
             "eval/time_at_goal": jnp.mean(stats["time_at_goal"]),
             "eval/time_at_goal_frac": jnp.mean(stats["time_at_goal"]) / env.episode_length,
             "eval/success": jnp.mean(stats["ever"]),
@@ -97,3 +100,20 @@ def make_evaluate(env: Env, num_envs: int, policy_takes_key: bool = False) -> Ca
         }
 
     return evaluate
+
+
+def _by_distance(env: Env, start: EnvState, stats: dict[str, jax.Array]) -> dict[str, jax.Array]:
+    """A task that evaluates on start/goal pairs at several path distances (`eval_distances`, e.g. the
+    point maze's `--eval-max-goal-cells`): success and time at goal per distance, `eval/success_d<K>`
+    (the mean over the episodes whose start and goal cells lie K cells apart; NaN if none did)."""
+    distances = getattr(env, "eval_distances", None)
+    if not distances:
+        return {}
+    d = jax.vmap(env.path_distance)(start)
+    out = {}
+    for k in distances:
+        mask = (d == k).astype(jnp.float32)
+        count = jnp.sum(mask)
+        out[f"eval/success_d{k}"] = jnp.where(count > 0, jnp.sum(stats["ever"] * mask) / jnp.maximum(count, 1.0), jnp.nan)
+        out[f"eval/time_at_goal_d{k}"] = jnp.where(count > 0, jnp.sum(stats["time_at_goal"] * mask) / jnp.maximum(count, 1.0), jnp.nan)
+    return out

@@ -71,6 +71,19 @@ class Layout:
         dist = self.geodesic_distances(self.start_cells)
         return tuple((r, c) for r, c in self.free_cells if dist[r, c] >= 0)
 
+    def pairs_within(self, low: int, high: int) -> tuple[np.ndarray, np.ndarray]:
+        """(pairs [N, 4] as start row, start col, goal row, goal col; their path distances [N]): every
+        ordered pair of reachable cells whose shortest-path distance lies in [low, high], row-major."""
+        cells = self.reachable_cells
+        pairs, dists = [], []
+        for r, c in cells:
+            dist = self.geodesic_distances([(r, c)])
+            for gr, gc in cells:
+                if low <= dist[gr, gc] <= high:
+                    pairs.append((r, c, gr, gc))
+                    dists.append(int(dist[gr, gc]))
+        return np.array(pairs, np.int32).reshape(-1, 4), np.array(dists, np.int32)
+
     def geodesic_distances(self, from_cells) -> np.ndarray:
         """BFS distance in cell steps (4-connected) from the nearest of `from_cells` to every cell.
 

@@ -11,6 +11,12 @@ two rows (columns) the square spans, is exact.
 State observation: (x, y, vx, vy), where (vx, vy) is the displacement achieved in the last step.
 Goal: (x, y). Success: L2 distance to the goal below `goal_threshold`. Never terminates; truncates
 after `episode_length` steps.
+
+Stitching (the paper's finding 7): `train_max_goal_cells=K` draws each training episode's start and
+goal cells as a pair at most K cells apart along the corridors, the distances 1..K equally likely (then
+a pair uniformly among those at the distance drawn); `eval_max_goal_cells=M` evaluates on pairs at
+every distance 1..M alike, and `eval_distances` tells the evaluation to report success per distance,
+so "trained on pairs up to 3 cells apart, evaluated on 4 to 6" is one run.
 """
 
 from __future__ import annotations
@@ -67,6 +73,8 @@ class PointMaze(Env):
         train_starts: str = "free",
         train_goals: str = "free",
         start_noise: float = 0.25,
+        train_max_goal_cells: int | None = None,
+        eval_max_goal_cells: int | None = None,
     ):
         if not isinstance(layout, Layout):
             raise ConfigError(f"layout={layout!r} is not allowed: need a Layout (see deepcrl.envs.get_layout)")
@@ -90,6 +98,20 @@ class PointMaze(Env):
         self.train_starts = train_starts
         self.train_goals = train_goals
         self.name = "point_" + layout.name
+        self.train_max_goal_cells = self._max_cells("train_max_goal_cells", train_max_goal_cells, layout)
+        self.eval_max_goal_cells = self._max_cells("eval_max_goal_cells", eval_max_goal_cells, layout)
+        if self.train_max_goal_cells is not None and (train_starts, train_goals) != ("free", "free"):
+            raise ConfigError(
+                f"train_max_goal_cells={train_max_goal_cells} draws training starts and goals together; leave train_starts and train_goals unset"
+            )
+        # every distance up to M alike: (None: the layout's evaluation, start cells -> far goal cells)
+        self.eval_distances = None if self.eval_max_goal_cells is None else tuple(range(1, self.eval_max_goal_cells + 1))
+        self._train_pairs = self._pair_table(layout, self.train_max_goal_cells)
+        self._eval_pairs = self._pair_table(layout, self.eval_max_goal_cells)
+        table = np.full((layout.height, layout.width, layout.height, layout.width), -1, np.int32)
+        for r, c in layout.reachable_cells:
+            table[r, c] = layout.geodesic_distances([(r, c)])
+        self._path_table = jnp.asarray(table)  # [H, W, H, W] cells along the corridors between two cells
 
         # Precomputed constants. The wall grid is padded by one wall cell on every side, so cells just
         # outside the grid read as walls.
@@ -118,6 +140,33 @@ class PointMaze(Env):
                 f"radius={radius!r} is not allowed: too close to cell_size/2 for float32 positions on this "
                 f"{layout.height}x{layout.width} layout; need radius <= {self.cell_size / 2 - 32 * ulp:.6g}"
             )
+
+    @staticmethod
+    def _max_cells(name: str, value, layout: Layout) -> int | None:
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+            raise ConfigError(f"{name}={value!r} is not allowed; it must be a positive number of cells along the corridors")
+        longest = max(int(layout.geodesic_distances([rc]).max()) for rc in layout.reachable_cells)
+        if value > longest:
+            raise ConfigError(f"{name}={value} is not allowed; no two cells of layout {layout.name!r} are farther apart than {longest}")
+        return int(value)
+
+    @staticmethod
+    def _pair_table(layout: Layout, most: int | None):
+        """(pairs [N, 4], log-probabilities [N]: each distance 1..most alike, pairs alike within one), or None."""
+        if most is None:
+            return None
+        pairs, dists = layout.pairs_within(1, most)
+        counts = np.bincount(dists, minlength=most + 1)
+        probs = 1.0 / (most * counts[dists])
+        return jnp.asarray(pairs), jnp.asarray(np.log(probs), jnp.float32)
+
+    def path_distance(self, state: EnvState) -> jax.Array:
+        """Cells along the corridors from the cell of the state's position to the cell of its goal (int32)."""
+        start = jnp.floor(state.physics.pos[::-1] / self.cell_size).astype(jnp.int32)  # (row, col)
+        goal = jnp.floor(state.goal[::-1] / self.cell_size).astype(jnp.int32)
+        return self._path_table[start[0], start[1], goal[0], goal[1]]
 
     # ---------------------------------------------------------------- sampling
     def _uniform_in_cell(self, key: jax.Array, cells: jax.Array, half_width: float) -> jax.Array:
@@ -155,7 +204,17 @@ class PointMaze(Env):
         goal = self._uniform_in_cell(k_goal, goal_cells, self._inside_half_width)
         return self._make_state(next_key, pos, goal)
 
+    def _reset_pair(self, key: jax.Array, table, start_half_width: float) -> EnvState:
+        pairs, log_probs = table
+        next_key, k_pair, k_start, k_goal = jax.random.split(key, 4)
+        pair = pairs[jax.random.categorical(k_pair, log_probs)]
+        pos = self._uniform_in_cell(k_start, pair[None, :2], start_half_width)
+        goal = self._uniform_in_cell(k_goal, pair[None, 2:], self._inside_half_width)
+        return self._make_state(next_key, pos, goal)
+
     def reset(self, key: jax.Array) -> EnvState:
+        if self._train_pairs is not None:
+            return self._reset_pair(key, self._train_pairs, self._inside_half_width)
         if self.train_starts == "start_cells":
             half = min(self.start_noise * self.cell_size, self._inside_half_width)
         else:
@@ -164,6 +223,8 @@ class PointMaze(Env):
 
     def eval_reset(self, key: jax.Array) -> EnvState:
         half = min(self.start_noise * self.cell_size, self._inside_half_width)
+        if self._eval_pairs is not None:
+            return self._reset_pair(key, self._eval_pairs, half)
         return self._reset(key, self._start_cells, half, self._eval_goal_cells)
 
     # ---------------------------------------------------------------- dynamics
