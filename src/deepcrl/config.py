@@ -40,12 +40,10 @@ class Config:
     train_starts: str | None = None
     # point mass only: where training goals are drawn: free (any free cell) or goal_cells; None: the task's (free)
     train_goals: str | None = None
-    train_max_goal_cells: int | None = (
-        None  # point mazes: training start and goal drawn as a pair at most K cells apart along the corridors, distances 1..K alike (the paper's stitching test: 3); None: --train-starts / --train-goals
-    )
-    eval_max_goal_cells: int | None = (
-        None  # point mazes: evaluate on start/goal pairs at every path distance 1..M alike, with success per distance (eval/success_d<K>); None: the layout's far goals
-    )
+    # point mazes: each training start and goal drawn as a pair at most K cells apart along the corridors, distances 1..K alike (the paper's stitching test: 3); None: --train-starts and --train-goals
+    train_max_goal_cells: int | None = None
+    # point mazes: evaluate on start/goal pairs at every path distance 1..M alike, with success per distance (eval/success_d<K>); None: the layout's far goals
+    eval_max_goal_cells: int | None = None
     chain_goals: bool = False  # ours, not the paper's: a training episode that reaches its goal goes on towards a fresh one, so episodes travel far (docs/long_horizons.md)
 
     # --- agent (docs/baselines.md) ---
