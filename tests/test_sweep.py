@@ -86,7 +86,7 @@ def test_a_sweep_file_holds_what_the_flags_say_and_flags_override_it(tmp_path):
         (["--depth", "4,,8"], ["empty"]),
         (["--seed", "0,1", "--num-seeds", "2"], ["--num-seeds 2", "--no-batch-seeds"]),
         (["--run-dir", "x"], ["run_dir", "sweep"]),
-        (["--depth", "4,8", "--launcher", "pbs"], ["--launcher 'pbs'", "local, slurm"]),
+        (["--depth", "4,8", "--launcher", "pbs"], ["--launcher 'pbs'", "choose one of: local"]),
         (["--depth", "4,8", "--jobs", "0"], ["--jobs 0", "positive"]),
         (["--agent", "crl,sac", "--her"], ["her", "sac"]),
     ],

@@ -29,33 +29,15 @@ sweep options:
   --json                    --status / --dry-run: print JSON instead of a table
 
 launch options:
-  --launcher local|slurm    local: processes on this machine (default); slurm: a job array through submitit
+  --launcher local          processes on this machine (the only launcher so far; Slurm: docs/experiments.md)
   --jobs N                  local: points run side by side (default 1)
   --cache-dir DIR           JAX's compilation cache shared by the points (default: ~/.cache/deepcrl/jax)
   --no-compile-cache        compile every point afresh
-  --slurm-partition P       the partition of every job (default: the cluster's)
-  --slurm-time MINUTES      wall-clock limit per job (default 240); a longer run is resubmitted and resumes
-  --slurm-gpus N            GPUs per job (default 0)      --slurm-cpus N   CPU cores per job (default 2)
-  --slurm-mem GB            memory per job                --slurm-array-parallelism N   jobs at once (64)
-  --slurm-max-requeues N    resubmissions of a preempted or timed-out job (default 3)
-  --slurm-log-dir DIR       where Slurm writes each job's output (default: SWEEP_DIR/slurm)
-  --slurm-setup LINE        a shell line run before each job (module load ..., source venv/bin/activate); repeatable
 """
 
-# option -> (LaunchOptions / SlurmOptions field, type) ; sweep options handled apart
+# option -> (LaunchOptions field, type); the sweep's own options are handled apart
 _LAUNCH = {"--launcher": ("launcher", str), "--jobs": ("jobs", int), "--cache-dir": ("cache_dir", str)}
-_SLURM = {
-    "--slurm-partition": ("partition", str),
-    "--slurm-time": ("time_min", int),
-    "--slurm-gpus": ("gpus_per_job", int),
-    "--slurm-cpus": ("cpus_per_job", int),
-    "--slurm-mem": ("mem_gb", float),
-    "--slurm-array-parallelism": ("array_parallelism", int),
-    "--slurm-max-requeues": ("max_requeues", int),
-    "--slurm-log-dir": ("log_dir", str),
-    "--slurm-setup": ("setup", str),
-}
-_VALUED = {"--file", "--out", "--preset", "--status", "--resume", *_LAUNCH, *_SLURM}
+_VALUED = {"--file", "--out", "--preset", "--status", "--resume", *_LAUNCH}
 _SWITCHES = {"--batch-seeds", "--no-batch-seeds", "--dry-run", "--json", "--no-compile-cache"}
 
 
@@ -68,10 +50,10 @@ def _number(flag: str, text: str, kind: type):
 
 def parse_sweep_argv(argv: Sequence[str]):
     """(sweep options {flag: value}, LaunchOptions, the deepcrl train flags left over)."""
-    from deepcrl.sweep import LaunchOptions, SlurmOptions
+    from deepcrl.sweep import LaunchOptions
 
     options: dict[str, object] = {}
-    launch, slurm = {}, {"setup": []}
+    launch: dict[str, object] = {}
     rest: list[str] = []
     args, i = list(argv), 0
     while i < len(args):
@@ -90,12 +72,6 @@ def parse_sweep_argv(argv: Sequence[str]):
             if flag in _LAUNCH:
                 name, kind = _LAUNCH[flag]
                 launch[name] = _number(flag, value, kind) if kind is not str else value
-            elif flag in _SLURM:
-                name, kind = _SLURM[flag]
-                if name == "setup":
-                    slurm["setup"].append(value)
-                else:
-                    slurm[name] = _number(flag, value, kind) if kind is not str else value
             else:
                 if flag in options:
                     raise ConfigError(f"{flag} is given twice; give it once")
@@ -105,8 +81,7 @@ def parse_sweep_argv(argv: Sequence[str]):
         i += 1
     if "--no-compile-cache" in options:
         launch["compile_cache"] = False
-    slurm["setup"] = tuple(slurm["setup"])
-    return options, LaunchOptions(**launch, slurm=SlurmOptions(**slurm)), rest
+    return options, LaunchOptions(**launch), rest
 
 
 def _table(rows: list[dict], title: str) -> None:

@@ -1,20 +1,19 @@
-"""Sweeps: a grid over any settings, one run directory per point, run locally or on Slurm.
+"""Sweeps: a grid over any settings, one run directory per point, run by a launcher (local processes).
 
 - `grid`: the grid from flags or a sweep file (`SweepSpec`), its points (`expand`) and their names;
 - `index`: the sweep directory (sweep.json, index.json, configs/, runs/, logs/) and each point's status;
 - `run`: `run_sweep` (validate, index, launch what is not finished), launch options;
 - `job`: one point's job (train, or resume from the newest checkpoint), the same `train` a user calls;
-- `local`: N jobs side by side as processes; `slurm`: a job array through submitit.
+- `local`: N jobs side by side as processes.
 """
 
 from deepcrl.sweep.grid import Point, SweepSpec, expand, load_sweep_file, spec_from_flags, spec_from_mapping
 from deepcrl.sweep.index import SweepIndex, read_sweep, run_status
-from deepcrl.sweep.run import LaunchOptions, SlurmOptions, SweepResult, run_sweep, status_rows
+from deepcrl.sweep.run import LaunchOptions, SweepResult, run_sweep, status_rows
 
 __all__ = [
     "LaunchOptions",
     "Point",
-    "SlurmOptions",
     "SweepIndex",
     "SweepResult",
     "SweepSpec",

@@ -83,7 +83,7 @@ class Entry:
     status: str = "pending"
     attempts: int = 0  # jobs started for this point
     returncode: int | None = None  # the last job's exit code (None: none ended yet)
-    job: str | None = None  # local: the process id; slurm: the job id
+    job: str | None = None  # the local launcher: the process id of the point's job
     started: float | None = None  # time.time() of the last start
     finished: float | None = None  # time.time() when it was last seen done
     score: dict[str, float] = field(default_factory=dict)  # the last-5 evaluation means of a done run
@@ -187,7 +187,7 @@ class SweepIndex:
 
 def _job_alive(entry: Entry) -> bool:
     if entry.job is None or not str(entry.job).isdigit():
-        return False  # a Slurm job's liveness is the launcher's to tell
+        return False  # not a local process id: its launcher tells
     return pid_alive(int(entry.job), entry.run_dir)
 
 

@@ -13,7 +13,7 @@ import fcntl
 import os
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,39 +23,16 @@ from deepcrl.errors import ConfigError
 from deepcrl.sweep.grid import Point, SweepSpec, default_sweep_dir, expand
 from deepcrl.sweep.index import Entry, SweepIndex, pid_alive
 
-LAUNCHERS = ("local", "slurm")
-# SlurmOptions fields whose values are checked, and their names on the command line (--slurm-time ...)
-SLURM_FLAG_NAMES = {
-    "time_min": "slurm_time",
-    "gpus_per_job": "slurm_gpus",
-    "cpus_per_job": "slurm_cpus",
-    "array_parallelism": "slurm_array_parallelism",
-    "max_requeues": "slurm_max_requeues",
-}
-LAUNCH_FLAG_NAMES = ("launcher", "jobs", "cache_dir", *SLURM_FLAG_NAMES.values())
-
-
-@dataclass(frozen=True)
-class SlurmOptions:
-    partition: str | None = None  # the partition (queue) of every job; None: the cluster's default
-    time_min: int = 240  # wall-clock limit of one job, in minutes (a longer run is resubmitted and resumes)
-    gpus_per_job: int = 0  # GPUs per job (one point per job)
-    cpus_per_job: int = 2  # CPU cores per job
-    mem_gb: float | None = None  # memory per job in GB; None: the partition's default
-    array_parallelism: int = 64  # jobs of the array running at once
-    max_requeues: int = 3  # times a preempted or timed-out job is resubmitted
-    log_dir: str | None = None  # where Slurm writes each job's output; None: SWEEP_DIR/slurm/
-    setup: tuple[str, ...] = ()  # shell lines run before each job (module load ..., source venv/bin/activate)
-    poll_s: float = 5.0  # seconds between looks at the queue
+LAUNCHERS = ("local",)
+LAUNCH_FLAG_NAMES = ("launcher", "jobs", "cache_dir")
 
 
 @dataclass(frozen=True)
 class LaunchOptions:
-    launcher: str = "local"  # local (processes on this machine) or slurm (a job array through submitit)
+    launcher: str = "local"  # local: processes on this machine (the only launcher so far)
     jobs: int = 1  # local: points run side by side
     compile_cache: bool = True  # share compiled programs between points (JAX's persistent cache)
     cache_dir: str | None = None  # the cache's folder; None: deepcrl.compile_cache.cache_dir()
-    slurm: SlurmOptions = field(default_factory=SlurmOptions)
 
 
 @dataclass
@@ -71,12 +48,6 @@ def check_options(options: LaunchOptions) -> None:
         raise ConfigError(f"launcher={options.launcher!r} is not allowed; choose one of: {', '.join(LAUNCHERS)}")
     if isinstance(options.jobs, bool) or not isinstance(options.jobs, int) or options.jobs < 1:
         raise ConfigError(f"jobs={options.jobs!r} is not allowed; it must be a positive integer (points run side by side)")
-    s = options.slurm
-    for name, flag in SLURM_FLAG_NAMES.items():
-        value, least = getattr(s, name), 0 if name in ("gpus_per_job", "max_requeues") else 1
-        if isinstance(value, int) and value < least:
-            need = "a positive integer" if least else "an integer >= 0"
-            raise ConfigError(f"{flag}={value!r} is not allowed; it must be {need}")
 
 
 def check_points(points: list[Point]) -> None:
@@ -172,14 +143,9 @@ def run_sweep(spec: SweepSpec, options: LaunchOptions = LaunchOptions(), sweep_d
 
         stopped = None
         if todo:
-            if options.launcher == "local":
-                from deepcrl.sweep.local import run_local
+            from deepcrl.sweep.local import run_local
 
-                stopped = run_local(index, todo, options.jobs, env, report)
-            else:
-                from deepcrl.sweep.slurm import run_slurm
-
-                stopped = run_slurm(index, todo, options.slurm, env, report)
+            stopped = run_local(index, todo, options.jobs, env, report)
         index.refresh()
         index.save()
     counts = index.counts()
