@@ -1,14 +1,15 @@
 """CRL against the TD and imitation baselines on the same networks: a CPU-sized version of the paper's
 comparison (that TD-trained critics do not gain from depth the way CRL's do).
 
-For each agent (CRL, SAC+HER, TD3+HER, GCBC) and each depth, one `deepcrl train` run of N seeds in
-one program (`--num-seeds`), every other setting the library's default for that agent (docs/baselines.md):
+A sweep (deepcrl.sweep, the library behind `deepcrl sweep`) over the agents (CRL, SAC+HER, TD3+HER,
+GCBC) and the depths, each point N seeds in one program, every other setting the library's default for
+that agent (docs/baselines.md); the same as
 
-    deepcrl train --agent A [--her] --depth D --env ENV --num-seeds 3 --total-env-steps S --num-evals E \\
-                  --run-dir OUT/A-dD --no-progress
+    deepcrl sweep --agent crl,sac+her,td3+her,gcbc --depth 4,16 --seed 0,1,2 --env ENV --total-env-steps S \\
+                  --num-evals E --no-tensorboard --out OUT
 
-Runs already finished in OUT are read, not re-run, and an interrupted one is resumed, so the script
-can be stopped and started again. Prints the table of final scores (mean of the last 5 evaluations,
+Points already finished in OUT are skipped and interrupted ones resumed (the sweep's own rules), so the
+script can be stopped and started again. Prints the table of final scores (mean of the last 5 evaluations,
 per seed, mean +- standard error over seeds), writes them with every evaluation's curve to the JSON,
 and draws the curves (success and time at goal against env steps) to `--plot`.
 
@@ -19,21 +20,14 @@ and draws the curves (success and time at goal against env steps) to `--plot`.
 
 from __future__ import annotations
 
-import json
+import dataclasses
 import shlex
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 from _common import header, make_parser, output_path, print_table, write_results
 
-AGENTS = {  # name in the table -> deepcrl train flags
-    "CRL": ["--agent", "crl"],
-    "SAC+HER": ["--agent", "sac", "--her"],
-    "TD3+HER": ["--agent", "td3", "--her"],
-    "GCBC": ["--agent", "gcbc"],
-}
+AGENTS = {"CRL": "crl", "SAC+HER": "sac+her", "TD3+HER": "td3+her", "GCBC": "gcbc"}  # name in the table -> the sweep's --agent value
 
 
 def main() -> None:
@@ -76,63 +70,61 @@ def main() -> None:
             "0",
         ]
 
+    from deepcrl.sweep import run_sweep, spec_from_flags
+    from deepcrl.viz import group_runs, load_runs
+
+    preset = None
+    if "--preset" in extra:  # a preset is the sweep's base, not a setting
+        at = extra.index("--preset")
+        preset, extra = extra[at + 1], extra[:at] + extra[at + 2 :]
+    agents = ",".join(AGENTS[name] for name in args.agents)
+    depths = ",".join(str(d) for d in args.depths)
+    flags = ["--agent", agents, "--depth", depths, "--env", args.env, "--num-seeds", str(args.num_seeds)]
+    flags += ["--total-env-steps", str(args.total_env_steps), "--num-evals", str(args.num_evals), "--no-tensorboard", *extra]
+    spec = dataclasses.replace(spec_from_flags(flags), preset=preset)
+    started_sweep = time.perf_counter()
+    result = run_sweep(spec, sweep_dir=args.runs)
+    if result.counts.get("done", 0) != len(result.entries):
+        raise SystemExit(f"the sweep in {args.runs} did not finish: {result.counts}")
     rows, curves = [], {}
+    groups = {(g.config.agent, g.config.her, g.config.depth): g for g in group_runs(load_runs([args.runs]))}
     for depth in args.depths:
         for name in args.agents:
-            run_dir = args.runs / f"{name.lower().replace('+', '-')}-d{depth}"
-            flags = (
-                AGENTS[name]
-                + [
-                    "--depth",
-                    str(depth),
-                    "--env",
-                    args.env,
-                    "--num-seeds",
-                    str(args.num_seeds),
-                    "--total-env-steps",
-                    str(args.total_env_steps),
-                    "--num-evals",
-                    str(args.num_evals),
-                    "--run-dir",
-                    str(run_dir),
-                    "--no-progress",
-                    "--no-tensorboard",
-                ]
-                + extra
-            )
-            seconds = _train(run_dir, flags)
-            history = _read(run_dir)
-            first_seed = json.loads((run_dir / "config.json").read_text())["seed"]  # --train-flags may set --seed
-            seeds = list(range(first_seed, first_seed + args.num_seeds))
-            last = history[-5:]
-            score = {s: sum(r[_col("eval/success", s, args.num_seeds)] for r in last) / len(last) for s in seeds}
-            time_at_goal = {s: sum(r[_col("eval/time_at_goal", s, args.num_seeds)] for r in last) / len(last) for s in seeds}
-            mean, se = _mean_se(list(score.values()))
-            tmean, tse = _mean_se(list(time_at_goal.values()))
+            agent, _, her = AGENTS[name].partition("+")
+            group = groups[(agent, bool(her), depth)]
+            (run,) = group.runs
+            seeds = sorted(run.seeds)
+            mean, se, per_seed = group.final("eval/success")
+            tmean, tse, _ = group.final("eval/time_at_goal")
+            entry = next(e for e in result.entries if e.run_dir == str(run.run_dir))
             rows.append(
                 {
                     "agent": name,
                     "depth": depth,
-                    "success_per_seed": [round(score[s], 3) for s in seeds],
+                    "seeds": seeds,
+                    "success_per_seed": [round(float(v), 3) for v in per_seed],
                     "success_mean": round(mean, 3),
                     "success_se": round(se, 3),
                     "time_at_goal_mean": round(tmean, 2),
                     "time_at_goal_se": round(tse, 2),
-                    "wall_clock_s": seconds,
-                    "run_dir": str(run_dir),
-                    "command": "deepcrl train " + " ".join(flags),
+                    "wall_clock_s": round(run.time_s[-1], 1),
+                    "run_dir": str(run.run_dir),
+                    "attempts": entry.attempts,
                 }
             )
+            steps, _, success = group.curves("eval/success")
+            _, _, time_at_goal = group.curves("eval/time_at_goal")
             curves[f"{name} d{depth}"] = [
                 {
-                    "env_steps": r["env_steps"],
-                    "success": r["eval/success"],
-                    "time_at_goal": r["eval/time_at_goal"],
-                    "success_se": r.get("eval/success/se", 0.0),
-                    "time_at_goal_se": r.get("eval/time_at_goal/se", 0.0),
+                    "env_steps": float(steps[i]),
+                    "success": float(success[:, i].mean()),
+                    "time_at_goal": float(time_at_goal[:, i].mean()),
+                    "success_se": _se(success[:, i]),
+                    "time_at_goal_se": _se(time_at_goal[:, i]),
                 }
-                for r in history
+                for i in range(len(steps))
             ]
+    print(f"sweep {args.runs}: {time.perf_counter() - started_sweep:.0f} s in this call")
     print_table(
         f"{args.env}: success (mean of the last 5 evaluations), {args.num_seeds} seeds, {args.total_env_steps:,} env steps",
         ["agent", "depth", "per seed", "success", "time at goal", "wall clock"],
@@ -143,7 +135,7 @@ def main() -> None:
                 " ".join(f"{v:.2f}" for v in r["success_per_seed"]),
                 f"{r['success_mean']:.2f} +- {r['success_se']:.2f}",
                 f"{r['time_at_goal_mean']:.1f} +- {r['time_at_goal_se']:.1f}",
-                "-" if r["wall_clock_s"] is None else f"{r['wall_clock_s']:.0f} s",
+                f"{r['wall_clock_s']:.0f} s",
             ]
             for r in rows
         ],
@@ -162,35 +154,10 @@ def main() -> None:
     _plot(curves, args.plot or out.with_suffix(".png"), args)
 
 
-def _col(name: str, seed: int, num_seeds: int) -> str:
-    return name if num_seeds == 1 else f"{name}/seed{seed}"
+def _se(values) -> float:
+    from deepcrl.metrics import mean_and_se
 
-
-def _mean_se(values: list[float]) -> tuple[float, float]:
-    n = len(values)
-    mean = sum(values) / n
-    if n < 2:
-        return mean, 0.0
-    var = sum((v - mean) ** 2 for v in values) / (n - 1)
-    return mean, (var / n) ** 0.5
-
-
-def _train(run_dir: Path, flags: list[str]) -> float | None:
-    """Train (or resume) unless the run has finished; the wall clock of this call, None if nothing ran."""
-    if (run_dir / "checkpoint" / "agent.msgpack").is_file():
-        return None
-    command = ["deepcrl", "train"] + (["--resume", str(run_dir)] if (run_dir / "state").is_dir() else flags)
-    print("$", " ".join(command), flush=True)
-    start = time.perf_counter()
-    subprocess.run(command, check=True)
-    return round(time.perf_counter() - start, 1)
-
-
-def _read(run_dir: Path) -> list[dict[str, float]]:
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
-    from deepcrl.logger import read_metrics
-
-    return read_metrics(run_dir)
+    return round(mean_and_se(values)[1], 4)
 
 
 def _plot(curves: dict, path: Path, args) -> None:
