@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 import pytest
+import shutil
 from cli_helpers import assert_one_error_line, run_main
 from test_resume import TINY_SETTINGS, metrics_without_time
 
@@ -86,11 +87,28 @@ def test_a_sweep_file_holds_what_the_flags_say_and_flags_override_it(tmp_path):
         (["--depth", "4,,8"], ["empty"]),
         (["--seed", "0,1", "--num-seeds", "2"], ["--num-seeds 2", "--no-batch-seeds"]),
         (["--run-dir", "x"], ["run_dir", "sweep"]),
-        (["--depth", "4,8", "--launcher", "pbs"], ["--launcher 'pbs'", "choose one of: local"]),
+        (["--depth", "4,8", "--launcher", "pbs"], ["--launcher 'pbs'", "choose one of: local, slurm"]),
         (["--depth", "4,8", "--jobs", "0"], ["--jobs 0", "positive"]),
         (["--agent", "crl,sac", "--her"], ["her", "sac"]),
+        (["--depth", "4,8", "--partition", "gpu"], ["--partition", "--launcher slurm"]),
+        (["--depth", "4,8", "--launcher", "slurm", "--time", "0"], ["--time 0", ">= 1"]),
+        (["--depth", "4,8", "--launcher", "slurm", "--slurm-option", "account"], ["--slurm-option 'account'", "KEY=VALUE"]),
     ],
-    ids=["unknown-field", "bad-value", "bad-depth", "twice", "empty", "seeds-twice", "run-dir", "launcher", "jobs", "her-for-crl"],
+    ids=[
+        "unknown-field",
+        "bad-value",
+        "bad-depth",
+        "twice",
+        "empty",
+        "seeds-twice",
+        "run-dir",
+        "launcher",
+        "jobs",
+        "her-for-crl",
+        "slurm-option-for-local",
+        "slurm-time",
+        "slurm-option",
+    ],
 )
 def test_bad_sweeps_give_one_line_errors_and_write_nothing(argv, names, capsys, workdir):
     out = workdir / "sweep"
@@ -145,6 +163,7 @@ def finished_sweep(tmp_path_factory) -> Path:
     return out
 
 
+@pytest.mark.xdist_group("finished_sweep")  # the tests comparing with the uninterrupted sweep share one worker's copy
 def test_a_sweep_runs_every_point_then_skips_them(finished_sweep, capsys):
     index = _index(finished_sweep)
     assert set(index) == {"s0", "s1"}
@@ -173,6 +192,7 @@ def _wait(predicate, what: str, proc: subprocess.Popen, timeout: float = 240.0) 
         time.sleep(0.05)
 
 
+@pytest.mark.xdist_group("finished_sweep")
 def test_a_killed_point_and_an_interrupted_sweep_finish_as_if_never_stopped(finished_sweep, tmp_path, capsys):
     out = tmp_path / "interrupted"
     runs = out / "runs"
@@ -203,3 +223,74 @@ def test_a_killed_point_and_an_interrupted_sweep_finish_as_if_never_stopped(fini
         done = (runs / name / "checkpoint" / "agent.msgpack").read_bytes()
         assert done == (finished_sweep / "runs" / name / "checkpoint" / "agent.msgpack").read_bytes()
         assert _index(out)[name]["attempts"] == 2
+
+
+# ---------------------------------------------------------------- the Slurm launcher, on a real Slurm
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def slurm_cluster():
+    """A Slurm cluster answering here: .ci/slurm-up starts a one-node one on localhost (as root; .ci/run
+    installs and starts it). Skipped, with the reason, where Slurm is absent, unless DEEPCRL_REQUIRE_SLURM
+    is set (CI): then its absence fails the test."""
+    script = ROOT / ".ci" / "slurm-up"
+    if shutil.which("sbatch") is None and os.geteuid() != 0:
+        reason = "Slurm is not installed here (as root, .ci/slurm-up installs Debian's slurm-wlm and munge and starts one node)"
+    else:
+        probe = subprocess.run([str(script), *([] if os.geteuid() == 0 else ["--check"])], capture_output=True, text=True, timeout=300)
+        reason = None if probe.returncode == 0 else f"no Slurm cluster answers here: {(probe.stderr or probe.stdout).strip()}"
+    if reason and os.environ.get("DEEPCRL_REQUIRE_SLURM"):
+        pytest.fail(reason)
+    if reason:
+        pytest.skip(reason)
+
+
+def _slurm_state(job: str) -> tuple[str, str]:
+    out = subprocess.run(["squeue", "-h", "-r", "-j", job, "-o", "%T|%r"], capture_output=True, text=True).stdout.strip()
+    state, _, reason = out.partition("|")
+    return state, reason
+
+
+@pytest.mark.xdist_group("finished_sweep")
+def test_a_slurm_sweep_with_a_preempted_and_a_killed_job_finishes_as_if_never_stopped(slurm_cluster, finished_sweep, tmp_path):
+    """The two-point sweep as a Slurm job array. Point s0's job is preempted (SIGUSR2, what Slurm sends
+    before a time limit or on preemption): it checkpoints, requeues itself and resumes. Point s1's job is
+    killed (scancel): the sweep submits the point again and it resumes. Both end as the local sweep did."""
+    out = tmp_path / "slurm"
+    runs = out / "runs"
+    sweep = subprocess.Popen(
+        [sys.executable, "-m", "deepcrl.cli", "sweep", "--launcher", "slurm", "--time", "15", "--out", str(out), *GRID, *TINY],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        _wait(lambda: (runs / "s0" / "state" / "epoch_00000025").exists(), "checkpoint of s0", sweep)
+        job0 = _index(out)["s0"]["job"].removeprefix("slurm:")
+        subprocess.run(["scancel", "--signal=USR2", job0], check=True)
+        # Slurm holds a requeued job back for a while (BeginTime); the test, the cluster's admin, lets it start now
+        _wait(lambda: _slurm_state(job0) == ("PENDING", "BeginTime"), "the requeue of s0's job", sweep)
+        subprocess.run(["scontrol", "update", f"jobid={job0}", "StartTime=now"], check=True)
+        _wait(lambda: (runs / "s1" / "state" / "epoch_00000025").exists(), "checkpoint of s1", sweep)
+        job1 = _index(out)["s1"]["job"].removeprefix("slurm:")
+        assert not (runs / "s1" / "checkpoint").exists(), "s1 ended before it could be killed"
+        subprocess.run(["scancel", job1], check=True)
+        stdout, stderr = sweep.communicate(timeout=400)
+    finally:
+        if sweep.poll() is None:
+            sweep.kill()
+        subprocess.run(["scancel", "--name", f"deepcrl-{out.name}"], capture_output=True)
+    assert sweep.returncode == 0, (stdout, stderr)
+    assert "s1: its job ended before the run did" in stdout and "submitting it again" in stdout, stdout
+    index = _index(out)
+    assert (index["s0"]["status"], index["s0"]["attempts"], index["s0"]["job"]) == ("done", 1, f"slurm:{job0}")
+    assert (index["s1"]["status"], index["s1"]["attempts"]) == ("done", 2) and index["s1"]["job"] != f"slurm:{job1}"
+    log0 = (out / "logs" / "s0.log").read_text()
+    assert "(restart 1)" in log0 and "resuming from its newest training-state checkpoint" in log0, log0
+    assert "resuming from its newest" in (out / "logs" / "s1.log").read_text()
+    for name in ("s0", "s1"):
+        assert metrics_without_time(runs / name) == metrics_without_time(finished_sweep / "runs" / name)
+        done = (runs / name / "checkpoint" / "agent.msgpack").read_bytes()
+        assert done == (finished_sweep / "runs" / name / "checkpoint" / "agent.msgpack").read_bytes()

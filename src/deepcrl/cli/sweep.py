@@ -29,16 +29,34 @@ sweep options:
   --json                    --status / --dry-run: print JSON instead of a table
 
 launch options:
-  --launcher local          processes on this machine (the only launcher so far; Slurm: docs/experiments.md)
-  --jobs N                  local: points run side by side (default 1)
+  --launcher local|slurm    processes on this machine (default), or one Slurm job per point (submitit)
+  --jobs N                  points run at once (local: default 1; slurm: the job array's limit, default none)
   --cache-dir DIR           JAX's compilation cache shared by the points (default: ~/.cache/deepcrl/jax)
   --no-compile-cache        compile every point afresh
+
+slurm options (--launcher slurm; docs/experiments.md):
+  --partition NAME          the partition (default: the cluster's default)
+  --time MINUTES            each job's time limit (default 240); a longer run is requeued and resumes
+  --gpus-per-job N          GPUs per job (default 0)
+  --cpus-per-job N          CPUs per job (default: the cluster's)
+  --mem-gb N                memory per job in GB (default: the cluster's)
+  --slurm-option KEY=VALUE  any other sbatch option, repeatable (account=proj, qos=high, constraint=a100)
+  --slurm-setup LINE        a shell line the job runs first, repeatable ("module load cuda")
+  --slurm-dir DIR           submitit's job files and logs (default: SWEEP_DIR/slurm)
+  --max-attempts N          submissions per point: a killed job is submitted again (default 3)
+  --max-requeues N          requeues per job at its time limit (default 20; preemptions always requeue)
+  --signal-delay SECONDS    SIGUSR2 this long before the time limit: the run checkpoints and requeues (default 90)
+  --no-wait                 submit and return; --status DIR shows the jobs, the same command watches them again
 """
 
 # option -> (LaunchOptions field, type); the sweep's own options are handled apart
 _LAUNCH = {"--launcher": ("launcher", str), "--jobs": ("jobs", int), "--cache-dir": ("cache_dir", str)}
-_VALUED = {"--file", "--out", "--preset", "--status", "--resume", *_LAUNCH}
-_SWITCHES = {"--batch-seeds", "--no-batch-seeds", "--dry-run", "--json", "--no-compile-cache"}
+_LAUNCH |= {"--partition": ("partition", str), "--time": ("time_min", int), "--gpus-per-job": ("gpus_per_job", int)}
+_LAUNCH |= {"--cpus-per-job": ("cpus_per_job", int), "--mem-gb": ("mem_gb", int), "--max-attempts": ("max_attempts", int)}
+_LAUNCH |= {"--max-requeues": ("max_requeues", int), "--signal-delay": ("signal_delay_s", int), "--slurm-dir": ("slurm_dir", str)}
+_REPEATED = {"--slurm-option": "slurm_options", "--slurm-setup": "slurm_setup"}  # launch options given once per value
+_VALUED = {"--file", "--out", "--preset", "--status", "--resume", *_LAUNCH, *_REPEATED}
+_SWITCHES = {"--batch-seeds", "--no-batch-seeds", "--dry-run", "--json", "--no-compile-cache", "--no-wait"}
 
 
 def _number(flag: str, text: str, kind: type):
@@ -64,12 +82,14 @@ def parse_sweep_argv(argv: Sequence[str]):
         elif flag in _VALUED:
             if eq:
                 value = inline
-            elif i + 1 < len(args) and not args[i + 1].startswith("--"):
+            elif i + 1 < len(args) and (not args[i + 1].startswith("--") or flag == "--slurm-setup"):
                 i += 1
                 value = args[i]
             else:
                 raise ConfigError(f"{flag} needs a value ({flag} VALUE)")
-            if flag in _LAUNCH:
+            if flag in _REPEATED:
+                launch[_REPEATED[flag]] = (*launch.get(_REPEATED[flag], ()), value)
+            elif flag in _LAUNCH:
                 name, kind = _LAUNCH[flag]
                 launch[name] = _number(flag, value, kind) if kind is not str else value
             else:
@@ -81,6 +101,8 @@ def parse_sweep_argv(argv: Sequence[str]):
         i += 1
     if "--no-compile-cache" in options:
         launch["compile_cache"] = False
+    if "--no-wait" in options:
+        launch["wait"] = False
     return options, LaunchOptions(**launch), rest
 
 
@@ -124,8 +146,9 @@ def sweep_command(argv: Sequence[str]) -> int:
             _table(rows, f"sweep {index.dir}: {len(rows)} points ({counts})")
         return 0
     if "--resume" in options:
-        if rest or set(options) - {"--resume"}:
-            given = (rest or sorted(set(options) - {"--resume"}))[0]
+        allowed = {"--resume", "--no-compile-cache", "--no-wait"}  # launch switches may change
+        if rest or set(options) - allowed:
+            given = (rest or sorted(set(options) - allowed))[0]
             raise ConfigError(f"--resume DIR runs the stored sweep as it is; {given} cannot change it (only launch options may be given)")
         spec = read_sweep(str(options["--resume"])).spec
         sweep_dir = str(options["--resume"])

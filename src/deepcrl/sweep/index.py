@@ -9,8 +9,8 @@
 A point's status is read from its run directory, so it is right even after the sweep's own process was
 killed: `done` (the policy checkpoint is written: the run finished), `interrupted` (a training-state
 checkpoint to resume from), `started` (begun, nothing to resume from: it starts again), `pending`
-(nothing yet); the index adds `running` (its job is alive) and `failed` (its last attempt exited with an
-error). Every file here is written whole (a temporary file renamed over it), so a kill leaves the old
+(nothing yet); the index adds `running` (its job is alive), `queued` (its Slurm job waits for a node)
+and `failed` (its last attempt exited with an error). Every file here is written whole (a temporary file renamed over it), so a kill leaves the old
 version or the new one.
 """
 
@@ -31,7 +31,7 @@ from deepcrl.sweep.grid import Point, SweepSpec
 
 SPEC_FILE, INDEX_FILE = "sweep.json", "index.json"
 INTERRUPTED_EXIT = 75  # a job stopped by SIGINT / SIGTERM after writing a checkpoint (deepcrl.sweep.job)
-STATUSES = ("done", "running", "interrupted", "started", "failed", "pending")
+STATUSES = ("done", "running", "queued", "interrupted", "started", "failed", "pending")
 
 
 def write_json(path: Path, data: Any) -> None:
@@ -83,7 +83,7 @@ class Entry:
     status: str = "pending"
     attempts: int = 0  # jobs started for this point
     returncode: int | None = None  # the last job's exit code (None: none ended yet)
-    job: str | None = None  # the local launcher: the process id of the point's job
+    job: str | None = None  # the point's job: a process id (local launcher) or "slurm:<job id>"
     started: float | None = None  # time.time() of the last start
     finished: float | None = None  # time.time() when it was last seen done
     score: dict[str, float] = field(default_factory=dict)  # the last-5 evaluation means of a done run
@@ -143,8 +143,15 @@ class SweepIndex:
 
     # -- state ----------------------------------------------------------------------------------
     def refresh(self) -> None:
-        """Statuses from the run directories (and whether a recorded local job still runs)."""
+        """Statuses from the run directories (and whether a recorded job still runs: its process, or squeue)."""
+        from deepcrl.sweep.slurm import alive_jobs
+
+        live = [e for e in self.entries.values() if e.status in ("running", "queued")]
+        on_slurm = alive_jobs(live) if live else {}
         for entry in self.entries.values():
+            if entry.name in on_slurm:
+                entry.status = "running" if on_slurm[entry.name] == "RUNNING" else "queued"
+                continue
             if entry.status == "running" and _job_alive(entry):
                 continue
             status = run_status(entry.run_dir)

@@ -14,6 +14,7 @@ Exit codes: 0 finished, 75 stopped by SIGINT / SIGTERM with a checkpoint (run th
 from __future__ import annotations
 
 import shutil
+import signal
 import sys
 from pathlib import Path
 
@@ -46,6 +47,10 @@ def main(argv: list[str] | None = None) -> int:
     from deepcrl.errors import ConfigError, RunError
 
     args = sys.argv[1:] if argv is None else argv
+    # Slurm signals every process of a job with SIGUSR2 before its time limit or on preemption, whose
+    # default action would kill this run at once; the job's worker (deepcrl.sweep.slurm) handles it by
+    # asking this run to stop with a checkpoint (SIGTERM), so here it is ignored.
+    signal.signal(signal.SIGUSR2, signal.SIG_IGN)
     if len(args) != 2:
         print("usage: python -m deepcrl.sweep.job CONFIG.json RUN_DIR", file=sys.stderr)
         return 2

@@ -23,16 +23,49 @@ from deepcrl.errors import ConfigError
 from deepcrl.sweep.grid import Point, SweepSpec, default_sweep_dir, expand
 from deepcrl.sweep.index import Entry, SweepIndex, pid_alive
 
-LAUNCHERS = ("local",)
-LAUNCH_FLAG_NAMES = ("launcher", "jobs", "cache_dir")
+LAUNCHERS = ("local", "slurm")
+LAUNCH_FLAG_NAMES = ("launcher", "jobs", "cache_dir")  # the launch options whose messages read name=value
 
 
 @dataclass(frozen=True)
 class LaunchOptions:
-    launcher: str = "local"  # local: processes on this machine (the only launcher so far)
-    jobs: int = 1  # local: points run side by side
+    launcher: str = "local"  # local: processes on this machine; slurm: one Slurm job per point (deepcrl.sweep.slurm)
+    jobs: int | None = None  # points run at once (local: default 1; slurm: the job array's limit, default none)
     compile_cache: bool = True  # share compiled programs between points (JAX's persistent cache)
     cache_dir: str | None = None  # the cache's folder; None: deepcrl.compile_cache.cache_dir()
+    # slurm only
+    partition: str | None = None  # the partition to submit to (None: the cluster's default)
+    time_min: int = 240  # each job's time limit in minutes; a run longer than it is requeued and resumes
+    gpus_per_job: int = 0  # GPUs per job (on one node)
+    cpus_per_job: int | None = None  # CPUs per job (None: the cluster's default)
+    mem_gb: int | None = None  # memory per job in GB (None: the cluster's default)
+    max_attempts: int = 3  # submissions per point: a killed job (scancel, node failure) is submitted again this often
+    max_requeues: int = 20  # requeues per job at its time limit (preemptions do not count)
+    signal_delay_s: int = 90  # SIGUSR2 this many seconds before the time limit: the run stops with a checkpoint
+    wait: bool = True  # watch the jobs to their end (and resubmit killed ones); False: submit and return
+    slurm_dir: str | None = None  # submitit's files (job scripts, logs, results); None: SWEEP_DIR/slurm
+    slurm_options: tuple[str, ...] = ()  # more sbatch options, KEY=VALUE (account=..., qos=..., constraint=...)
+    slurm_setup: tuple[str, ...] = ()  # shell lines the job script runs first (module load ..., source venv/bin/activate)
+
+
+SLURM_ONLY = (
+    "partition",
+    "time_min",
+    "gpus_per_job",
+    "cpus_per_job",
+    "mem_gb",
+    "max_attempts",
+    "max_requeues",
+    "signal_delay_s",
+    "wait",
+    "slurm_dir",
+    "slurm_options",
+    "slurm_setup",
+)
+# LaunchOptions field -> its deepcrl sweep flag (for messages)
+LAUNCH_FLAGS_BY_FIELD = {"time_min": "--time", "wait": "--no-wait"}
+LAUNCH_FLAGS_BY_FIELD |= {f: "--" + f.replace("_", "-") for f in LaunchOptions.__dataclass_fields__ if f not in LAUNCH_FLAGS_BY_FIELD}
+LAUNCH_FLAGS_BY_FIELD |= {"slurm_options": "--slurm-option"}
 
 
 @dataclass
@@ -46,8 +79,30 @@ class SweepResult:
 def check_options(options: LaunchOptions) -> None:
     if options.launcher not in LAUNCHERS:
         raise ConfigError(f"launcher={options.launcher!r} is not allowed; choose one of: {', '.join(LAUNCHERS)}")
-    if isinstance(options.jobs, bool) or not isinstance(options.jobs, int) or options.jobs < 1:
+    if options.jobs is not None and (isinstance(options.jobs, bool) or not isinstance(options.jobs, int) or options.jobs < 1):
         raise ConfigError(f"jobs={options.jobs!r} is not allowed; it must be a positive integer (points run side by side)")
+    positive = {"time_min": options.time_min, "max_attempts": options.max_attempts, "signal_delay_s": options.signal_delay_s}
+    positive |= {"cpus_per_job": options.cpus_per_job, "mem_gb": options.mem_gb}
+    for name, value in {**positive, "gpus_per_job": options.gpus_per_job, "max_requeues": options.max_requeues}.items():
+        low = 1 if name in positive else 0
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < low):
+            flag = LAUNCH_FLAGS_BY_FIELD.get(name, name)
+            raise ConfigError(f"{flag} {value!r} is not allowed; it must be an integer >= {low}")
+    for item in options.slurm_options:
+        key, eq, _ = item.partition("=")
+        if not eq or not key or not key.replace("_", "-").replace("-", "").isalnum():
+            raise ConfigError(
+                f"--slurm-option {item!r} is not allowed; give KEY=VALUE, an sbatch option without its dashes (account=myproj)"
+            )
+    if options.launcher != "slurm":
+        slurm_given = [f for f in SLURM_ONLY if getattr(options, f) != LaunchOptions.__dataclass_fields__[f].default]
+        if slurm_given:
+            flag = LAUNCH_FLAGS_BY_FIELD.get(slurm_given[0], slurm_given[0])
+            raise ConfigError(f"{flag} is an option of --launcher slurm; this sweep runs with --launcher {options.launcher}")
+    else:
+        from deepcrl.sweep.slurm import check_slurm
+
+        check_slurm()
 
 
 def check_points(points: list[Point]) -> None:
@@ -113,6 +168,10 @@ def run_sweep(spec: SweepSpec, options: LaunchOptions = LaunchOptions(), sweep_d
                 raise ConfigError(
                     f"sweep point {entry.name} still runs as process {entry.job} (of an earlier deepcrl sweep); wait for it or kill it"
                 )
+            if entry.status in ("running", "queued") and options.launcher != "slurm":
+                raise ConfigError(
+                    f"sweep point {entry.name} is {entry.status} as {entry.job}; wait for it, scancel it, or rerun with --launcher slurm"
+                )
         index.write_configs()
         index.save()
         todo = [name for name, e in index.entries.items() if e.status != "done"]
@@ -129,6 +188,22 @@ def run_sweep(spec: SweepSpec, options: LaunchOptions = LaunchOptions(), sweep_d
         started_at: dict[str, float] = {}
 
         def report(event: str, entry: Entry) -> None:
+            if event in ("submit", "adopt"):
+                started_at.setdefault(entry.name, time.time())
+                verb = "submitted" if event == "submit" else "watching"
+                _say(f"  {verb} {entry.name} as {entry.job.removeprefix('slurm:')} (attempt {entry.attempts}, {entry.status})")
+                return
+            if event == "requeued":
+                _say(
+                    f"  {entry.name}: job {entry.job.removeprefix('slurm:')} was requeued (preempted or at its time limit); it resumes from its checkpoint"
+                )
+                return
+            if event == "killed":
+                _say(f"  {entry.name}: its job ended before the run did (killed?); submitting it again (attempt {entry.attempts + 1})")
+                return
+            if event == "start" and entry.job and entry.job.startswith("slurm:"):
+                _say(f"  running {entry.name} (job {entry.job.removeprefix('slurm:')})")
+                return
             if event == "start":
                 started_at[entry.name] = time.time()
                 verb = "resuming" if entry.status == "running" and Path(entry.run_dir, "state").exists() else "starting"
@@ -142,15 +217,27 @@ def run_sweep(spec: SweepSpec, options: LaunchOptions = LaunchOptions(), sweep_d
                 _say(f"  {entry.status} {entry.name} after {took:.0f} s (exit code {entry.returncode}; log {index.log_path(entry.name)})")
 
         stopped = None
-        if todo:
+        if todo and options.launcher == "slurm":
+            from deepcrl.sweep.slurm import run_slurm
+
+            stopped = run_slurm(index, todo, options, env, report)
+        elif todo:
             from deepcrl.sweep.local import run_local
 
-            stopped = run_local(index, todo, options.jobs, env, report)
+            stopped = run_local(index, todo, options.jobs or 1, env, report)
         index.refresh()
         index.save()
     counts = index.counts()
-    if stopped:
+    if stopped and options.launcher == "slurm":
+        print(
+            f"{stopped}: stopped watching; the jobs go on on the cluster (deepcrl sweep --status {sweep_dir}; "
+            "the same command again watches them)",
+            file=sys.stderr,
+        )
+    elif stopped:
         print(f"{stopped}: the sweep stopped early; run the same command again to finish it", file=sys.stderr)
+    elif options.launcher == "slurm" and not options.wait and todo:
+        print(f"submitted; deepcrl sweep --status {sweep_dir} shows the jobs, the same command again watches them", file=sys.stderr)
     return SweepResult(sweep_dir=sweep_dir, entries=list(index.entries.values()), counts=counts, stopped_by=stopped)
 
 
