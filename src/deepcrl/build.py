@@ -128,6 +128,18 @@ def prepare(config: Config) -> Setup:
     return Setup(config=config, task=task, agent_class=agent_class)
 
 
+def learner_setup(setup: Setup) -> Setup | None:
+    """The collector / learner split's learner (None without --learner-depth): the run's agent and task
+    with the learner's networks, depth `learner_depth` and width `learner_width` (default --width) for
+    both actor and critic. It shares the run's task and buffer and never collects."""
+    c = setup.config
+    if c.learner_depth is None:
+        return None
+    networks_only = dict(depth=c.learner_depth, actor_depth=None, critic_depth=None, width=c.learner_width or c.width)
+    learner = dataclasses.replace(c, **networks_only, actor_width=None, critic_width=None, learner_depth=None, learner_width=None)
+    return Setup(config=learner, task=setup.task, agent_class=setup.agent_class)
+
+
 def validate(config: Config) -> None:
     """Every check of `prepare`, keeping nothing."""
     prepare(config)

@@ -78,6 +78,9 @@ class Config:
     residual: bool = True  # skip connections around blocks of 4 layers (paper ablation: off)
     network_unroll: int = 0  # residual blocks per scan iteration of the networks; 0 picks by measurement (networks.resolve_unroll)
     remat: bool = False  # recompute each residual block in the backward pass: only block inputs are kept, about 0.5 [batch, width] arrays per layer instead of 1.25, for 16-19% more time on a CPU (rolled networks, depth > 16 by default; measured to save nothing unrolled)
+    # collector / learner split (finding 8): a second agent of this depth learns only from the run's buffer, never collecting (learner/... columns); None: none
+    learner_depth: int | None = None
+    learner_width: int | None = None  # the learner's width (both its networks); None: --width
     matmul_dtype: str = "float32"  # float32 or bfloat16: dtype of the networks' matrix multiplies (parameters, LayerNorm statistics and losses stay float32)
 
     # --- CRL losses ---
@@ -110,6 +113,15 @@ class Config:
     run_dir: str | None = None  # output folder; None: runs/<env>[-<agent>]-d<depth>-s<seed>-<time> (docs/architecture.md, run directories)
     progress: bool = True  # show the progress bar
     tensorboard: bool = True  # write TensorBoard events next to metrics.csv
+    wandb: bool = (
+        False  # also log to Weights & Biases (pip install -e ".[wandb]"); offline, files in RUN_DIR/wandb, unless W&B has an API key here
+    )
+    wandb_project: str = "deepcrl"  # --wandb: the W&B project
+    wandb_group: str | None = None  # --wandb: the W&B group (None: none; a sweep's points: the sweep folder's name)
+    wandb_name: str | None = None  # --wandb: the W&B run name (None: the run directory's name; a sweep's points: the point's name)
+    wandb_mode: str | None = (
+        None  # --wandb: online, offline or disabled; None: $WANDB_MODE, else online with an API key (WANDB_API_KEY, wandb login), else offline
+    )
 
     # --- checkpoints and numerical safety ---
     checkpoint_every: int = 50  # save the whole training state every N epochs (0: only at the end and on SIGINT/SIGTERM)
@@ -195,11 +207,18 @@ def check_fields(config: Config) -> None:
     ConfigError (one line) on the first problem. `deepcrl.build.validate` runs this, then the rest."""
     c = config
     check_types(c)
-    for name in ("depth", "actor_depth", "critic_depth"):
+    for name in ("depth", "actor_depth", "critic_depth", "learner_depth"):
         value = getattr(c, name)
         if value is not None:
             _depth(name, value)
-    for name in ("width", "actor_width", "critic_width"):
+    if c.wandb_mode is not None:
+        _choice("wandb_mode", c.wandb_mode, ("online", "offline", "disabled"))
+    given = [n for n in ("wandb_group", "wandb_name", "wandb_mode", "wandb_project") if getattr(c, n) not in (None, "deepcrl")]
+    if given and not c.wandb:
+        raise ConfigError(f"{given[0]}={getattr(c, given[0])!r} is not allowed without --wandb; add --wandb to log to Weights & Biases")
+    if c.learner_width is not None and c.learner_depth is None:
+        raise ConfigError(f"learner_width={c.learner_width!r} is not allowed without --learner-depth; a learner needs its depth")
+    for name in ("width", "actor_width", "critic_width", "learner_width"):
         value = getattr(c, name)
         if value is not None:
             _positive(name, value)

@@ -30,13 +30,15 @@ from deepcrl.config import Config
 from deepcrl.config_files import load_config_file
 from deepcrl.errors import CheckpointWriteError, ConfigError
 from deepcrl.health import raise_if_unhealthy
-from deepcrl.logger import MetricsLogger, read_metrics, truncate_metrics
+from deepcrl.logger import MetricsLogger, check_wandb, open_wandb_run, read_metrics, truncate_metrics
 from deepcrl.metrics import final_score, metric_columns
 from deepcrl.programs import Trainer, TrainState, run_keys
 from deepcrl.progress import RunProgress
 from deepcrl.run_dir import check_disk_space, prepare_run_dir
 
-RESUME_MAY_CHANGE = ("progress", "tensorboard")  # Config fields a resumed run may change
+# Config fields a resumed run may change (where its logs go, not what it computes)
+RESUME_MAY_CHANGE = ("progress", "tensorboard", "wandb", "wandb_project", "wandb_group", "wandb_name", "wandb_mode")
+LEARNER_DIR = "learner"  # --learner-depth: RUN_DIR/learner/checkpoint holds the learner's policy
 
 
 @dataclass
@@ -55,6 +57,7 @@ def train(config: Config | Setup, console: Any = None) -> RunResult:
     Nothing is written before the whole config has been validated and the run directory checked.
     """
     setup = prepare(config)
+    check_wandb(setup.config)
     config, run_dir = prepare_run_dir(setup.config)
     trainer = Trainer(dataclasses.replace(setup, config=config))
     check_disk_space(config, trainer.state_shapes(), run_dir)
@@ -90,6 +93,7 @@ def resume(run_dir: str | Path, config: Config | None = None, console: Any = Non
             )
         stored = dataclasses.replace(stored, **{k: getattr(config, k) for k in RESUME_MAY_CHANGE})
     setup = prepare(stored)
+    check_wandb(stored)
     checkpoints = list_train_states(run_dir)
     if not checkpoints:
         raise ConfigError(
@@ -160,7 +164,8 @@ def _run(trainer: Trainer, run_dir: Path, state: TrainState, history: list[dict[
             ) from None
 
     main_process = parallel.is_main_process()  # the only one writing logs (all take part in computing)
-    logger = MetricsLogger(run_dir, tensorboard=config.tensorboard) if main_process else None
+    wandb_run = open_wandb_run(run_dir, config) if config.wandb and main_process else None
+    logger = MetricsLogger(run_dir, tensorboard=config.tensorboard, wandb_run=wandb_run) if main_process else None
     progress = RunProgress(
         config, trainer.agent, console=console, enabled=config.progress and main_process, episode_length=trainer.env.episode_length
     )
@@ -210,6 +215,9 @@ def _run(trainer: Trainer, run_dir: Path, state: TrainState, history: list[dict[
                 if config.checkpoint_every:
                     checkpoint(state)
                 save_policy_checkpoint(run_dir, config, state.agent)
+                if trainer.learner_agent is not None:  # the learner's policy, for deepcrl eval / qmap RUN_DIR/learner
+                    (run_dir / LEARNER_DIR).mkdir(exist_ok=True)
+                    save_policy_checkpoint(run_dir / LEARNER_DIR, trainer.learner_setup.config, state.learner)
         finally:
             if logger is not None:
                 logger.close()

@@ -60,7 +60,7 @@ def metric_columns(metrics: dict[str, Any], first_seed: int, num_seeds: int) -> 
 
 
 def final_score(history: list[dict[str, float]], last: int = FINAL_SCORE_EVALS) -> dict[str, float]:
-    """Evaluation metrics (`eval/...` columns) averaged over the last `last` evaluations."""
+    """Evaluation metrics (`eval/...` columns, and a learner's `learner/eval/...`) averaged over the last `last` evaluations."""
     rows = history[-last:]
-    keys = [k for k in rows[-1] if k.startswith("eval/")]
+    keys = [k for k in rows[-1] if k.startswith(("eval/", "learner/eval/"))]
     return {k: sum(r[k] for r in rows) / len(rows) for k in keys}

@@ -28,7 +28,7 @@ from flax import struct
 
 from deepcrl import parallel, replay
 from deepcrl.agents import Agent, Sampler
-from deepcrl.build import Setup, prepare
+from deepcrl.build import Setup, learner_setup, prepare
 from deepcrl.config import Config
 from deepcrl.envs.base import Env, EnvState, step_autoreset
 from deepcrl.evaluate import evaluation_policy, make_evaluate
@@ -45,6 +45,7 @@ class TrainState:
     key: jax.Array  # PRNG key for the next epoch
     env_steps: jax.Array  # [] int32, training environment steps so far (prefill not counted)
     epoch: jax.Array  # [] int32, epochs done
+    learner: Any = None  # --learner-depth: the learner's agent state (it learns from `buffer`, never collects)
 
 
 STATE_SPECS = TrainState(  # how each part of the state is laid out over the devices' mesh
@@ -56,6 +57,7 @@ STATE_SPECS = TrainState(  # how each part of the state is laid out over the dev
     env_steps=parallel.REPLICATED,
     epoch=parallel.REPLICATED,
 )
+LEARNER_KEY = 0x1EA  # folded into the run's keys for the learner's: the collector's keys are those of a run without one
 
 
 def run_keys(config: Config) -> tuple[jax.Array, jax.Array]:
@@ -182,6 +184,10 @@ class Trainer:
         self.local_num_envs = config.num_envs // self.num_devices  # environments (and buffer columns) per device
         self.local_batch_size = config.batch_size // self.num_devices  # SGD rows per device
         self._evaluate = make_evaluate(self.env, config.num_eval_envs, policy_takes_key=config.eval_action_samples > 0)
+        # the collector / learner split: a second agent learning from the same buffer, never collecting
+        self.learner_setup = learner_setup(setup)
+        self.learner_agent = self.learner_setup.build_agent(axis_name=self.axis_name) if self.learner_setup else None
+        self.learner_sampler = self.learner_agent.make_sampler(self.learner_setup.config, self.env) if self.learner_agent else None
 
         init, epoch, refill, evaluate = self._init, self._epoch, self._refill, self._evaluate_state
         if self.num_seeds > 1:
@@ -189,7 +195,8 @@ class Trainer:
         self.mesh, self.state_specs = None, None
         if self.num_devices > 1:
             self.mesh = parallel.make_mesh(self.num_devices)
-            self.state_specs = parallel.prefix_specs(STATE_SPECS, 1 if self.num_seeds > 1 else 0)
+            specs = STATE_SPECS.replace(learner=parallel.REPLICATED) if self.learner_agent else STATE_SPECS
+            self.state_specs = parallel.prefix_specs(specs, 1 if self.num_seeds > 1 else 0)
             rep = parallel.REPLICATED
             init = parallel.shard(init, self.mesh, rep, self.state_specs)
             epoch = parallel.shard(epoch, self.mesh, (self.state_specs,), (self.state_specs, rep))
@@ -242,8 +249,16 @@ class Trainer:
                 agent_state.export(), envs, episode_ids, prefill_key, c.prefill_steps, uniform_actions=self.agent.prefill_uniform
             )
             buffer = replay.insert(buffer, chunk)
+        learner = self.learner_agent.init(jax.random.fold_in(agent_key, LEARNER_KEY)) if self.learner_agent else None
         return TrainState(
-            agent=agent_state, envs=envs, episode_ids=episode_ids, buffer=buffer, key=key, env_steps=jnp.int32(0), epoch=jnp.int32(0)
+            agent=agent_state,
+            envs=envs,
+            episode_ids=episode_ids,
+            buffer=buffer,
+            key=key,
+            env_steps=jnp.int32(0),
+            epoch=jnp.int32(0),
+            learner=learner,
         )
 
     def _refill(self, state: TrainState) -> TrainState:
@@ -275,6 +290,19 @@ class Trainer:
         metrics = epoch_means(step_metrics)
         metrics.update(collect_stats)
         metrics.update(health)
+        learner = state.learner
+        if self.learner_agent is not None:  # the same number of SGD steps, on its own batches of the same buffer
+            learner, learner_steps = learn(
+                self.learner_agent,
+                self.learner_sampler,
+                state.learner,
+                buffer,
+                jax.random.fold_in(sgd_key, LEARNER_KEY),
+                num_updates=c.updates_per_epoch,
+                batch_size=self.local_batch_size,
+                axis_name=self.axis_name,
+            )
+            metrics.update({f"learner/{k}": v for k, v in epoch_means(learner_steps).items()})
         new_state = TrainState(
             agent=agent_state,
             envs=envs,
@@ -283,8 +311,14 @@ class Trainer:
             key=key,
             env_steps=state.env_steps + c.env_steps_per_epoch,
             epoch=state.epoch + 1,
+            learner=learner,
         )
         return new_state, metrics
 
     def _evaluate_state(self, state: TrainState, key: jax.Array) -> dict[str, jax.Array]:
-        return self._evaluate(evaluation_policy(self.agent, state.agent.export(), self.config.eval_action_samples), key)
+        samples = self.config.eval_action_samples
+        metrics = self._evaluate(evaluation_policy(self.agent, state.agent.export(), samples), key)
+        if self.learner_agent is not None:  # the same evaluation episodes (the same key) for the learner
+            learned = self._evaluate(evaluation_policy(self.learner_agent, state.learner.export(), samples), key)
+            metrics.update({f"learner/{k}": v for k, v in learned.items()})
+        return metrics

@@ -76,6 +76,12 @@ class RunProgress:
             "last-5 evals",
             f"success {fs['eval/success']:.2f}, time at goal {fs['eval/time_at_goal']:.1f} / {self.episode_length}, final distance {fs['eval/final_distance']:.2f}",
         )
+        if c.learner_depth is not None and "learner/eval/success" in fs:
+            table.add_row(
+                "learner",
+                f"depth {c.learner_depth} width {c.learner_width or c.width}, from this run's buffer: success {fs['learner/eval/success']:.2f}, "
+                f"time at goal {fs['learner/eval/time_at_goal']:.1f} / {self.episode_length} (policy: {result.run_dir}/learner)",
+            )
         if c.num_seeds > 1:
             per_seed = ", ".join(f"{fs[f'eval/success/seed{s}']:.2f}" for s in range(c.seed, c.seed + c.num_seeds))
             table.add_row(

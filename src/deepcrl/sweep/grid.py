@@ -316,6 +316,10 @@ def expand(spec: SweepSpec, sweep_dir: str | Path) -> list[Point]:
                 )
             names[name] = values
             config = dataclasses.replace(base, **overrides, run_dir=str(Path(sweep_dir) / "runs" / name), progress=False)
+            if config.wandb:  # W&B: the sweep's points in one group, each under its point's name
+                config = dataclasses.replace(
+                    config, wandb_group=config.wandb_group or Path(sweep_dir).name, wandb_name=config.wandb_name or name
+                )
             points.append(Point(name=name, values=values, overrides=overrides, config=config))
     return points
 

@@ -28,6 +28,7 @@ from deepcrl.errors import ConfigError
 from deepcrl.logger import read_metrics
 from deepcrl.metrics import final_score
 from deepcrl.sweep.grid import Point, SweepSpec
+from deepcrl.sweep.squeue import alive_jobs, slurm_job_id
 
 SPEC_FILE, INDEX_FILE = "sweep.json", "index.json"
 INTERRUPTED_EXIT = 75  # a job stopped by SIGINT / SIGTERM after writing a checkpoint (deepcrl.sweep.job)
@@ -144,12 +145,12 @@ class SweepIndex:
     # -- state ----------------------------------------------------------------------------------
     def refresh(self) -> None:
         """Statuses from the run directories (and whether a recorded job still runs: its process, or squeue)."""
-        from deepcrl.sweep.slurm import alive_jobs
-
         live = [e for e in self.entries.values() if e.status in ("running", "queued")]
         on_slurm = alive_jobs(live) if live else {}
         for entry in self.entries.values():
-            if entry.name in on_slurm:
+            if on_slurm is None and slurm_job_id(entry) and entry.status in ("running", "queued"):
+                continue  # squeue cannot say now: keep what the index last knew
+            if on_slurm and entry.name in on_slurm:
                 entry.status = "running" if on_slurm[entry.name] == "RUNNING" else "queued"
                 continue
             if entry.status == "running" and _job_alive(entry):
@@ -205,7 +206,8 @@ def _score(run_dir: str) -> dict[str, float]:
         return {}
     if not history:
         return {}
-    return {k: round(v, 6) for k, v in final_score(history).items() if "/" not in k[len("eval/") :]}
+    means = {k: v for k, v in final_score(history).items() if "/" not in k.removeprefix("learner/").removeprefix("eval/")}
+    return {k: round(v, 6) for k, v in means.items()}
 
 
 def read_sweep(sweep_dir: str | Path) -> SweepIndex:

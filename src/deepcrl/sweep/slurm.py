@@ -30,18 +30,10 @@ from typing import Callable
 
 from deepcrl.errors import ConfigError
 from deepcrl.sweep.index import INTERRUPTED_EXIT, Entry, SweepIndex
+from deepcrl.sweep.squeue import ALIVE, JOB_PREFIX, REQUEUED, alive_jobs, job_states, slurm_job_id
 
-JOB_PREFIX = "slurm:"  # an index entry's `job` for a Slurm job: "slurm:<job id>"
-ALIVE = {"PENDING", "CONFIGURING", "RUNNING", "COMPLETING", "SUSPENDED", "REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED", "RESIZING"}
-ALIVE |= {"SIGNALING", "STAGE_OUT", "PREEMPTED", "RESV_DEL_HOLD", "SPECIAL_EXIT"}  # PREEMPTED: requeued next
-REQUEUED = {"PENDING", "REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED", "PREEMPTED"}  # after RUNNING: requeued (not ending)
 STOP_WAIT_S = 25  # how long a preempted job waits for its run's checkpoint (Slurm's KillWait is 30 s by default)
 POLL_S = 5.0  # how often the watcher asks squeue
-
-
-def slurm_job_id(entry: Entry) -> str | None:
-    job = entry.job or ""
-    return job[len(JOB_PREFIX) :] if job.startswith(JOB_PREFIX) else None
 
 
 def check_slurm() -> None:
@@ -56,37 +48,6 @@ def check_slurm() -> None:
         import submitit  # noqa: F401
     except ImportError:
         raise ConfigError("--launcher slurm needs submitit (pip install submitit)") from None
-
-
-def job_states(job_ids: list[str]) -> dict[str, str]:
-    """{job id: Slurm state} for those of `job_ids` that squeue still knows (array tasks as "ARRAY_TASK")."""
-    if not job_ids or shutil.which("squeue") is None:
-        return {}
-    user = os.environ.get("USER") or _user()
-    try:
-        out = subprocess.run(
-            ["squeue", "-h", "-r", "-u", user, "-o", "%i|%T"], capture_output=True, text=True, timeout=60, check=True
-        ).stdout
-    except (subprocess.SubprocessError, OSError):
-        return {}
-    states = {}
-    for line in out.splitlines():
-        jid, _, state = line.strip().partition("|")
-        states[jid] = state.strip().upper()
-    wanted = set(job_ids)
-    return {jid: state for jid, state in states.items() if jid in wanted}
-
-
-def _user() -> str:
-    import getpass
-
-    return getpass.getuser()
-
-
-def alive_jobs(entries: list[Entry]) -> dict[str, str]:
-    """{point name: state} of the entries whose Slurm job is queued or running."""
-    ids = {slurm_job_id(e): e.name for e in entries if slurm_job_id(e)}
-    return {ids[jid]: state for jid, state in job_states(list(ids)).items() if state in ALIVE}
 
 
 class PointJob:
@@ -225,6 +186,8 @@ def run_slurm(
 
     slurm_dir = Path(options.slurm_dir) if options.slurm_dir else index.dir / "slurm"
     alive = alive_jobs([index.entries[n] for n in names])
+    if alive is None:
+        raise ConfigError("squeue did not answer; the sweep cannot tell which of its jobs still run; try again when it does")
     watching = {name: slurm_job_id(index.entries[name]) for name in alive}
     for name, state in alive.items():
         index.entries[name].status = "running" if state == "RUNNING" else "queued"
@@ -240,6 +203,9 @@ def run_slurm(
         last_states: dict[str, str] = {}
         while watching and not signals.count:
             states = job_states(list(watching.values()))
+            if states is None:  # squeue failed (a busy controller): ask again later, take nothing for dead
+                time.sleep(poll_s)
+                continue
             resubmit = []
             for name, jid in list(watching.items()):
                 entry = index.entries[name]

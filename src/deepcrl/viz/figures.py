@@ -26,6 +26,9 @@ from deepcrl.viz.runs import NUMERIC_AXES, Group, varying_fields
 METRICS = {  # metric -> (axis label, file-name part)
     "eval/success": ("success rate (episodes that reach the goal)", "success"),
     "eval/time_at_goal": ("time at goal (steps within the goal radius)", "time_at_goal"),
+    # collector / learner runs (--learner-depth): the learner, trained only on the collector's data
+    "learner/eval/success": ("learner's success rate (trained only on the collector's data)", "learner_success"),
+    "learner/eval/time_at_goal": ("learner's time at goal (trained only on the collector's data)", "learner_time_at_goal"),
 }
 SE_NOTE = "line: mean over seeds; band / bars: one standard error of the mean"
 
@@ -217,11 +220,12 @@ def figures_for(groups: list[Group], paper: str | None = None) -> list[tuple[Any
     """Every figure the groups can answer: curves always; scaling for each varying size (and parameters);
     heatmaps for each pair of varying sizes; the paper's overlay if asked."""
     out = []
-    for metric in METRICS:
+    metrics = [m for m in METRICS if all(m in s for g in groups for r in g.runs for s in r.seeds.values())]
+    for metric in metrics:
         out.append(learning_curves(groups, metric, "env_steps"))
         out.append(learning_curves(groups, metric, "time"))
     sizes = [k for k in varying_fields(groups) if k in NUMERIC_AXES]
-    for metric in METRICS:
+    for metric in metrics:
         for axis in sizes:
             out.append(scaling(groups, metric, axis))
         if sizes and len({g.params for g in groups if g.params is not None}) > 1:

@@ -35,6 +35,8 @@ NUMERIC_AXES = (
     "num_envs",
     "updates_per_epoch",
     "total_env_steps",
+    "learner_depth",
+    "learner_width",
 )
 
 
@@ -104,7 +106,8 @@ def read_run(run_dir: str | Path) -> Run:
     rows = read_metrics(run_dir)
     if not rows:
         raise ConfigError(f"run {str(run_dir)!r} has no evaluation in metrics.csv yet")
-    names = [k for k in rows[0] if k.startswith("eval/") and "/" not in k[5:]]
+    # the evaluation's metrics (and a collector / learner run's learner's: learner/eval/...)
+    names = [k for k in rows[0] if k.startswith(("eval/", "learner/eval/")) and "/" not in k.removeprefix("learner/")[5:]]
     seeds: dict[int, dict[str, np.ndarray]] = {}
     for i in range(config.num_seeds):
         seed = config.seed + i
