@@ -92,3 +92,48 @@ def test_an_agent_without_a_critic_is_refused(tmp_path, capsys, compile_fast):
     checkpoint(tmp_path / "gcbc", agent="gcbc")
     code, _, err = run_main(["qmap", str(tmp_path / "gcbc")], capsys)
     assert_one_error_line(code, err, "gcbc", "no critic")
+
+
+# ---------------------------------------------------------------- --pca: the paper's embedding plot
+
+
+def test_pca_finds_the_directions_of_largest_variance():
+    from deepcrl.analysis.embedding import pca
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(200, 3)) * np.array([5.0, 2.0, 0.1]) @ np.linalg.qr(rng.normal(size=(3, 3)))[0]
+    x = np.concatenate([x, np.zeros((200, 5))], axis=1) + 7.0
+    mean, directions, explained, proj = pca(x)
+    assert directions.shape == (3, 8) and np.allclose(directions @ directions.T, np.eye(3), atol=1e-9)
+    assert explained[0] > explained[1] > explained[2] and explained.sum() == pytest.approx(1.0)
+    np.testing.assert_allclose(proj @ directions + mean, x, atol=1e-9)  # three components hold it all
+
+
+def test_the_embedding_is_phi_along_an_evaluation_episode_projected(crl_run, compile_fast):
+    from deepcrl.analysis.embedding import embedding_of_run
+    from deepcrl.checkpoints import load_policy_checkpoint
+
+    run_dir, env, agent = crl_run
+    emb = embedding_of_run(run_dir)
+    assert emb.components.shape == (env.episode_length + 1, 3) and emb.distance.shape == (env.episode_length + 1,)
+    _, _, _, params = load_policy_checkpoint(run_dir)
+    start = env.eval_reset(jax.random.split(jax.random.PRNGKey(0), 1)[0])  # the episode's start, as run_episodes draws it
+    obs = env.observation(start)[None]
+    action = agent.act(params["actor_params"], obs, deterministic=True)
+    phi, psi = agent.representations(params["critic_params"], start.obs[None], action, start.goal[None])
+    np.testing.assert_allclose((np.asarray(phi[0]) - emb.mean) @ emb.directions.T, emb.components[0], rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose((np.asarray(psi[0]) - emb.mean) @ emb.directions.T, emb.goal, rtol=1e-4, atol=1e-4)
+    assert emb.distance[0] == pytest.approx(float(start.distance), abs=1e-5)
+
+
+def test_qmap_pca_writes_the_embedding_figure_and_a_td_agent_is_refused(crl_run, tmp_path, capsys, compile_fast):
+    run_dir, _, _ = crl_run
+    code, text, err = run_main(["qmap", str(run_dir), "--pca", "--out", str(tmp_path / "map.png"), "--json"], capsys)
+    assert code == 0, err
+    result = json.loads(text)
+    assert result["pca_figure"] == str(tmp_path / "map_pca.png") and (tmp_path / "map_pca.png").stat().st_size > 10000
+    assert len(result["pca_explained"]) == 3 and sum(result["pca_explained"]) <= 1.0 + 1e-6
+    checkpoint(tmp_path / "sac", agent="sac")
+    code, _, err = run_main(["qmap", str(tmp_path / "sac"), "--pca", "--out", str(tmp_path / "sac.png")], capsys)
+    assert_one_error_line(code, err, "--pca", "'sac'")
+    assert not (tmp_path / "sac.png").exists()

@@ -51,6 +51,9 @@ class QmapArgs:
     action: str = "policy"  # the action the critic scores: policy (its deterministic action), zero, or best (of 16 samples)
     resolution: int = 8  # positions per cell side in the figure (the score uses the cells' centres)
     json: bool = False  # print the scores as JSON
+    pca: bool = (
+        False  # also the embedding plot: phi(s, a) along an evaluation episode on its first 3 principal components (CRL), OUT with _pca
+    )
 
 
 def qmap_command(argv: Sequence[str], parse) -> int:
@@ -74,10 +77,19 @@ def qmap_command(argv: Sequence[str], parse) -> int:
     if out.suffix.lower() not in (".png", ".svg"):
         raise ConfigError(f"out={str(out)!r} is not allowed; the figure's name must end in .png or .svg")
     vmap = value_map_of_run(args.run_dir, goal=goal, run_seed=args.run_seed, resolution=args.resolution, action=args.action)
+    pca_path = None
+    if args.pca:
+        from deepcrl.analysis.embedding import embedding_of_run
+        from deepcrl.viz.qmap import write_pca
+
+        emb = embedding_of_run(args.run_dir, run_seed=args.run_seed)  # before anything is written: a TD agent fails here
     path = write_qmap(vmap, out)
+    if args.pca:
+        pca_path = write_pca(emb, out.with_name(f"{out.stem}_pca{out.suffix}"))
     scores = {k: round(v, 4) for k, v in vmap.scores.items()}
     if args.json:
-        print(json.dumps({"goal": [float(v) for v in vmap.goal], "figure": str(path), **scores}, indent=2))
+        extra = {} if pca_path is None else {"pca_figure": str(pca_path), "pca_explained": [round(float(v), 4) for v in emb.explained]}
+        print(json.dumps({"goal": [float(v) for v in vmap.goal], "figure": str(path), **scores, **extra}, indent=2))
     else:
         print(
             f"topology score (goal {vmap.goal[0]:g},{vmap.goal[1]:g}; {len(vmap.cells.values)} cells): Spearman with minus the "
@@ -85,4 +97,7 @@ def qmap_command(argv: Sequence[str], parse) -> int:
             f"{scores['spearman_euclidean']:.3f} (gap {scores['topology_gap']:+.3f})"
         )
         print(f"wrote {path}")
+        if pca_path is not None:
+            ex = ", ".join(f"{v:.0%}" for v in emb.explained)
+            print(f"wrote {pca_path} (phi along one evaluation episode; the 3 components hold {ex} of its variance)")
     return 0

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+
+from deepcrl.analysis.embedding import Embedding
 from deepcrl.analysis.value_map import ValueMap
 from deepcrl.render.maze import draw_maze
 
@@ -37,11 +40,48 @@ def qmap_figure(vmap: ValueMap):
     return fig
 
 
-def write_qmap(vmap: ValueMap, out: str | Path) -> Path:
+def pca_figure(emb: Embedding):
+    """phi(s_t, a_t) along the episode in 3-D (coloured by step), psi(g) a red star: the paper's embedding plot."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(6.4, 5.6), dpi=110, layout="constrained")
+    ax = fig.add_subplot(1, 1, 1, projection="3d")
+    c = emb.components
+    steps = np.arange(len(c))
+    ax.plot(c[:, 0], c[:, 1], c[:, 2], color="grey", linewidth=0.6, alpha=0.6)
+    points = ax.scatter(c[:, 0], c[:, 1], c[:, 2], c=steps, cmap="viridis", s=10, depthshade=False)
+    ax.scatter(*c[0], marker="o", s=60, facecolors="none", edgecolors="black", label="start phi(s_0, a_0)")
+    ax.scatter(*emb.goal, marker="*", s=200, color="red", edgecolors="white", label="psi(goal)")
+    reached = np.flatnonzero(emb.success > 0)
+    if len(reached):
+        ax.scatter(*c[reached[0]], marker="D", s=40, color="orange", label=f"goal first reached (step {reached[0]})")
+    fig.colorbar(points, ax=ax, label="step of the episode", shrink=0.7)
+    ex = emb.explained
+    ax.set_xlabel(f"PC 1 ({ex[0]:.0%})")
+    ax.set_ylabel(f"PC 2 ({ex[1]:.0%})")
+    ax.set_zlabel(f"PC 3 ({ex[2]:.0%})" if len(ex) > 2 else "PC 3")
+    ax.set_title(
+        f"{emb.label}\nphi(s, a) along one evaluation episode on its first three principal components\n"
+        f"goal ({emb.goal_xy[0]:.2g}, {emb.goal_xy[1]:.2g}); distance to it {emb.distance[0]:.2f} -> {emb.distance[-1]:.2f}",
+        fontsize=8,
+    )
+    ax.legend(fontsize=7, loc="upper left")
+    return fig
+
+
+def _save(fig, out: str | Path) -> Path:
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     suffix = out.suffix.lstrip(".").lower() or "png"
     tmp = out.with_name(f".{out.name}.tmp")
-    qmap_figure(vmap).savefig(tmp, format=suffix)
+    fig.savefig(tmp, format=suffix)
     tmp.replace(out)
     return out
+
+
+def write_qmap(vmap: ValueMap, out: str | Path) -> Path:
+    return _save(qmap_figure(vmap), out)
+
+
+def write_pca(emb: Embedding, out: str | Path) -> Path:
+    return _save(pca_figure(emb), out)
