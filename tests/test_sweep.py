@@ -267,16 +267,16 @@ def test_a_slurm_sweep_with_a_preempted_and_a_killed_job_finishes_as_if_never_st
         text=True,
     )
     try:
-        _wait(lambda: (runs / "s0" / "state" / "epoch_00000025").exists(), "checkpoint of s0", sweep)
-        job0 = _index(out)["s0"]["job"].removeprefix("slurm:")
+        # both run side by side; once each has a checkpoint, s1's job is killed and s0's preempted
+        _wait(lambda: all((runs / n / "state" / "epoch_00000010").exists() for n in ("s0", "s1")), "checkpoints of s0 and s1", sweep)
+        index = _index(out)
+        job0, job1 = (index[n]["job"].removeprefix("slurm:") for n in ("s0", "s1"))
+        subprocess.run(["scancel", job1], check=True)
         subprocess.run(["scancel", "--signal=USR2", job0], check=True)
+        assert not (runs / "s0" / "checkpoint").exists() and not (runs / "s1" / "checkpoint").exists(), "a run ended before it was stopped"
         # Slurm holds a requeued job back for a while (BeginTime); the test, the cluster's admin, lets it start now
         _wait(lambda: _slurm_state(job0) == ("PENDING", "BeginTime"), "the requeue of s0's job", sweep)
         subprocess.run(["scontrol", "update", f"jobid={job0}", "StartTime=now"], check=True)
-        _wait(lambda: (runs / "s1" / "state" / "epoch_00000025").exists(), "checkpoint of s1", sweep)
-        job1 = _index(out)["s1"]["job"].removeprefix("slurm:")
-        assert not (runs / "s1" / "checkpoint").exists(), "s1 ended before it could be killed"
-        subprocess.run(["scancel", job1], check=True)
         stdout, stderr = sweep.communicate(timeout=400)
     finally:
         if sweep.poll() is None:

@@ -168,7 +168,7 @@ def sweep_command(argv: Sequence[str]) -> int:
     if options.get("--dry-run"):
         from deepcrl.sweep.run import check_options, check_points
 
-        check_options(launch)
+        check_options(launch, cluster=False)  # a Slurm sweep can be checked where it cannot be submitted
         points = expand(spec, sweep_dir)
         check_points(points)
         if as_json:

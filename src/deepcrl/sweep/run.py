@@ -76,7 +76,8 @@ class SweepResult:
     stopped_by: str | None = None  # the signal that stopped the sweep early
 
 
-def check_options(options: LaunchOptions) -> None:
+def check_options(options: LaunchOptions, cluster: bool = True) -> None:
+    """ConfigError for a bad launch option; `cluster`: also that the launcher's cluster answers here (not for --dry-run)."""
     if options.launcher not in LAUNCHERS:
         raise ConfigError(f"launcher={options.launcher!r} is not allowed; choose one of: {', '.join(LAUNCHERS)}")
     if options.jobs is not None and (isinstance(options.jobs, bool) or not isinstance(options.jobs, int) or options.jobs < 1):
@@ -99,7 +100,7 @@ def check_options(options: LaunchOptions) -> None:
         if slurm_given:
             flag = LAUNCH_FLAGS_BY_FIELD.get(slurm_given[0], slurm_given[0])
             raise ConfigError(f"{flag} is an option of --launcher slurm; this sweep runs with --launcher {options.launcher}")
-    else:
+    elif cluster:
         from deepcrl.sweep.slurm import check_slurm
 
         check_slurm()

@@ -162,6 +162,12 @@ def submit(index: SweepIndex, names: list[str], options, env: dict[str, str], sl
     return ids
 
 
+def _has_result(slurm_dir: Path, job_id: str) -> bool:
+    import submitit
+
+    return submitit.SlurmJob(folder=str(slurm_dir / "%j"), job_id=job_id).paths.result_pickle.exists()
+
+
 def job_outcome(slurm_dir: Path, job_id: str) -> int | None:
     """What an ended job returned: the run's exit code (0, 75, or 1 for a failure), None if it left no
     result (killed by scancel, a node failure or the out-of-memory killer)."""
@@ -201,6 +207,7 @@ def run_slurm(
         return None
     with _Signals() as signals:
         last_states: dict[str, str] = {}
+        gone: dict[str, int] = {}  # name -> polls in a row that found its job not alive
         while watching and not signals.count:
             states = job_states(list(watching.values()))
             if states is None:  # squeue failed (a busy controller): ask again later, take nothing for dead
@@ -221,8 +228,16 @@ def run_slurm(
                         entry.status = status
                         index.save()
                     last_states[name] = state
+                    gone.pop(name, None)
+                    continue
+                # Not alive. A requeue passes through states that look final (the job is cancelled, then
+                # pending again), so a job counts as ended only when it looks so twice in a row, or when
+                # it left its result; a job that requeued itself leaves none.
+                gone[name] = gone.get(name, 0) + 1
+                if gone[name] < 2 and not _has_result(slurm_dir, jid):
                     continue
                 del watching[name]
+                gone.pop(name, None)
                 entry.returncode = job_outcome(slurm_dir, jid)
                 entry.status = "ended"
                 index.refresh()
