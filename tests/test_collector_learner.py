@@ -18,6 +18,8 @@ from deepcrl.loop import train
 from deepcrl.programs import Trainer, run_keys
 
 SETTINGS = {**TINY_SETTINGS, "total_env_steps": 2400, "num_evals": 3, "progress": False, "tensorboard": False}  # 30 epochs
+LEARNER = {"learner_depth": 8, "learner_width": 32}  # both tests: the same programs (compiled once, then from the cache)
+pytestmark = pytest.mark.xdist_group("collector_learner")  # one worker: the second test reads the first's compiles
 
 
 def _size(tree) -> int:
@@ -28,8 +30,8 @@ def _equal(a, b) -> bool:
     return all(np.array_equal(x, y) for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True))
 
 
-def test_the_learner_never_collects_and_learns_from_exactly_the_collectors_transitions():
-    plain, split = Trainer(Config(**SETTINGS)), Trainer(Config(**SETTINGS, learner_depth=8, learner_width=32))
+def test_the_learner_never_collects_and_learns_from_exactly_the_collectors_transitions(compile_fast):
+    plain, split = Trainer(Config(**SETTINGS)), Trainer(Config(**SETTINGS, **LEARNER))
     key = run_keys(plain.config)[0]
     a, b = plain.init(key), split.init(key)
     for _ in range(3):
@@ -52,14 +54,14 @@ def test_the_learner_never_collects_and_learns_from_exactly_the_collectors_trans
     assert {"eval/success", "learner/eval/success", "learner/eval/time_at_goal"} <= set(evaluation)
 
 
-def test_a_collector_learner_run_logs_both_and_saves_the_learners_policy(tmp_path, capsys):
-    result = train(Config(**SETTINGS, learner_depth=8, run_dir=str(tmp_path / "run")))
+def test_a_collector_learner_run_logs_both_and_saves_the_learners_policy(tmp_path, capsys, compile_fast):
+    result = train(Config(**SETTINGS, **LEARNER, run_dir=str(tmp_path / "run")))
     header = (tmp_path / "run" / "metrics.csv").read_text().splitlines()[0].split(",")
     assert {"eval/success", "learner/eval/success", "learner/critic/accuracy", "collect/success_rate"} <= set(header)
     assert not any(h.startswith("learner/collect/") for h in header)
     assert {"eval/success", "learner/eval/success"} <= set(result.final_score)
     stored = json.loads((tmp_path / "run" / "learner" / "checkpoint" / "config.json").read_text())
-    assert (stored["depth"], stored["width"], stored["learner_depth"]) == (8, SETTINGS["width"], None)
+    assert (stored["depth"], stored["width"], stored["learner_depth"], stored["learner_width"]) == (8, 32, None, None)
     from deepcrl.checkpoints import load_policy_checkpoint
 
     config, _, _, payload = load_policy_checkpoint(tmp_path / "run" / "learner")

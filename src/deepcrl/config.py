@@ -113,15 +113,11 @@ class Config:
     run_dir: str | None = None  # output folder; None: runs/<env>[-<agent>]-d<depth>-s<seed>-<time> (docs/architecture.md, run directories)
     progress: bool = True  # show the progress bar
     tensorboard: bool = True  # write TensorBoard events next to metrics.csv
-    wandb: bool = (
-        False  # also log to Weights & Biases (pip install -e ".[wandb]"); offline, files in RUN_DIR/wandb, unless W&B has an API key here
-    )
+    wandb: bool = False  # also log to Weights & Biases (the optional extra wandb); offline (RUN_DIR/wandb) unless W&B has an API key here
     wandb_project: str = "deepcrl"  # --wandb: the W&B project
     wandb_group: str | None = None  # --wandb: the W&B group (None: none; a sweep's points: the sweep folder's name)
     wandb_name: str | None = None  # --wandb: the W&B run name (None: the run directory's name; a sweep's points: the point's name)
-    wandb_mode: str | None = (
-        None  # --wandb: online, offline or disabled; None: $WANDB_MODE, else online with an API key (WANDB_API_KEY, wandb login), else offline
-    )
+    wandb_mode: str | None = None  # --wandb: online, offline, disabled; None: WANDB_MODE if set, else online with an API key, else offline
 
     # --- checkpoints and numerical safety ---
     checkpoint_every: int = 50  # save the whole training state every N epochs (0: only at the end and on SIGINT/SIGTERM)
