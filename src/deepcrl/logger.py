@@ -105,7 +105,6 @@ def open_wandb_run(run_dir: str | Path, config: Any):
 
         run_id = secrets.token_hex(4)  # W&B run ids: letters and digits
         id_file.write_text(run_id + "\n")
-    settings = {k: v for k, v in config.__dict__.items()}
     return wandb.init(
         project=config.wandb_project,
         group=config.wandb_group,
@@ -114,7 +113,7 @@ def open_wandb_run(run_dir: str | Path, config: Any):
         id=run_id,
         resume="allow",
         mode=wandb_mode(config),
-        config=settings,
+        config=dict(config.__dict__),
         settings=wandb.Settings(silent=True),
     )
 

@@ -68,10 +68,7 @@ def trajectory_embedding(agent: Any, params: dict[str, Any], env: Any, key: jax.
 
 
 def embedding_of_run(run_dir: str | Path, run_seed: int | None = None, episode_seed: int = 0) -> Embedding:
-    from deepcrl.checkpoints import load_policy_checkpoint, seed_payload
+    from deepcrl.analysis.value_map import load_run_agent
 
-    config, env, agent, payload = load_policy_checkpoint(run_dir)
-    params = seed_payload(config, payload, run_seed)
-    seed = config.seed if run_seed is None else run_seed
-    label = f"{Path(run_dir).name}: {agent.label(config)} critic depth {config.resolved_critic_depth}, seed {seed}"
+    env, agent, params, label = load_run_agent(run_dir, run_seed)
     return trajectory_embedding(agent, params, env, jax.random.PRNGKey(episode_seed), label)

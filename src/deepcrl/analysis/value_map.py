@@ -92,10 +92,15 @@ def value_map(
 
 def value_map_of_run(run_dir: str | Path, goal=None, run_seed: int | None = None, resolution: int = 8, action: str = "policy") -> ValueMap:
     """`value_map` of a finished run's policy checkpoint (`run_seed`: which seed of a --num-seeds run; None: its first)."""
+    env, agent, params, label = load_run_agent(run_dir, run_seed)
+    return value_map(agent, params, env, goal=goal, resolution=resolution, action=action, label=label)
+
+
+def load_run_agent(run_dir: str | Path, run_seed: int | None = None):
+    """(task, agent, one seed's exported parameters, a figure label) of a finished run's policy checkpoint."""
     from deepcrl.checkpoints import load_policy_checkpoint, seed_payload
 
     config, env, agent, payload = load_policy_checkpoint(run_dir)
     params = seed_payload(config, payload, run_seed)
     seed = config.seed if run_seed is None else run_seed
-    label = f"{Path(run_dir).name}: {agent.label(config)} critic depth {config.resolved_critic_depth}, seed {seed}"
-    return value_map(agent, params, env, goal=goal, resolution=resolution, action=action, label=label)
+    return env, agent, params, f"{Path(run_dir).name}: {agent.label(config)} critic depth {config.resolved_critic_depth}, seed {seed}"

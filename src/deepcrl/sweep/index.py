@@ -10,8 +10,8 @@ A point's status is read from its run directory, so it is right even after the s
 killed: `done` (the policy checkpoint is written: the run finished), `interrupted` (a training-state
 checkpoint to resume from), `started` (begun, nothing to resume from: it starts again), `pending`
 (nothing yet); the index adds `running` (its job is alive), `queued` (its Slurm job waits for a node)
-and `failed` (its last attempt exited with an error). Every file here is written whole (a temporary file renamed over it), so a kill leaves the old
-version or the new one.
+and `failed` (its last attempt exited with an error). Every file here is written whole (a temporary
+file renamed over it), so a kill leaves the old version or the new one.
 """
 
 from __future__ import annotations

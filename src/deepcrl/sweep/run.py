@@ -63,9 +63,8 @@ SLURM_ONLY = (
     "slurm_setup",
 )
 # LaunchOptions field -> its deepcrl sweep flag (for messages)
-LAUNCH_FLAGS_BY_FIELD = {"time_min": "--time", "wait": "--no-wait"}
-LAUNCH_FLAGS_BY_FIELD |= {f: "--" + f.replace("_", "-") for f in LaunchOptions.__dataclass_fields__ if f not in LAUNCH_FLAGS_BY_FIELD}
-LAUNCH_FLAGS_BY_FIELD |= {"slurm_options": "--slurm-option"}
+LAUNCH_FLAGS_BY_FIELD = {f: "--" + f.replace("_", "-") for f in LaunchOptions.__dataclass_fields__}
+LAUNCH_FLAGS_BY_FIELD |= {"time_min": "--time", "wait": "--no-wait", "slurm_options": "--slurm-option", "slurm_setup": "--slurm-setup"}
 
 
 @dataclass

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Callable
 
 from deepcrl.errors import ConfigError
-from deepcrl.sweep.index import INTERRUPTED_EXIT, Entry, SweepIndex
+from deepcrl.sweep.index import INTERRUPTED_EXIT, Entry, SweepIndex, run_status
 from deepcrl.sweep.squeue import ALIVE, JOB_PREFIX, REQUEUED, alive_jobs, job_states, slurm_job_id
 
 STOP_WAIT_S = 25  # how long a preempted job waits for its run's checkpoint (Slurm's KillWait is 30 s by default)
@@ -162,18 +162,16 @@ def submit(index: SweepIndex, names: list[str], options, env: dict[str, str], sl
     return ids
 
 
-def _has_result(slurm_dir: Path, job_id: str) -> bool:
+def _job(slurm_dir: Path, job_id: str):
     import submitit
 
-    return submitit.SlurmJob(folder=str(slurm_dir / "%j"), job_id=job_id).paths.result_pickle.exists()
+    return submitit.SlurmJob(folder=str(slurm_dir / "%j"), job_id=job_id)
 
 
 def job_outcome(slurm_dir: Path, job_id: str) -> int | None:
     """What an ended job returned: the run's exit code (0, 75, or 1 for a failure), None if it left no
     result (killed by scancel, a node failure or the out-of-memory killer)."""
-    import submitit
-
-    job = submitit.SlurmJob(folder=str(slurm_dir / "%j"), job_id=job_id)
+    job = _job(slurm_dir, job_id)
     if not job.paths.result_pickle.exists():
         return None
     try:
@@ -230,11 +228,11 @@ def run_slurm(
                     last_states[name] = state
                     gone.pop(name, None)
                     continue
-                # Not alive. A requeue passes through states that look final (the job is cancelled, then
-                # pending again), so a job counts as ended only when it looks so twice in a row, or when
-                # it left its result; a job that requeued itself leaves none.
+                # Not alive. One look is not taken for the end (around a requeue, or while the controller
+                # is busy, squeue may miss a job for a moment): a job has ended when it looks so twice in
+                # a row, or when it left its result (a job that requeued itself leaves none).
                 gone[name] = gone.get(name, 0) + 1
-                if gone[name] < 2 and not _has_result(slurm_dir, jid):
+                if gone[name] < 2 and not _job(slurm_dir, jid).paths.result_pickle.exists():
                     continue
                 del watching[name]
                 gone.pop(name, None)
@@ -244,7 +242,7 @@ def run_slurm(
                 if entry.status != "done" and entry.returncode in (None, INTERRUPTED_EXIT):
                     if entry.attempts < options.max_attempts:
                         resubmit.append(name)
-                        entry.status = run_status_or_pending(entry)
+                        entry.status = run_status(entry.run_dir)
                         report("killed", entry)
                         continue
                     entry.status = "failed"
@@ -257,9 +255,3 @@ def run_slurm(
             if watching:
                 time.sleep(poll_s)
     return signals.name
-
-
-def run_status_or_pending(entry: Entry) -> str:
-    from deepcrl.sweep.index import run_status
-
-    return run_status(entry.run_dir)
