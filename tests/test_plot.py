@@ -26,8 +26,11 @@ def success(depth: int, batch: int, seed: int, i: int) -> float:
     return min(1.0, (i + 1) / EVALS * depth / 8 + 0.01 * batch / 64 + 0.02 * seed)
 
 
-def write_run(run_dir: Path, depth: int, batch: int, seeds: list[int], agent: str = "crl", params: int = 100) -> None:
+def write_run(
+    run_dir: Path, depth: int, batch: int, seeds: list[int], agent: str = "crl", params: int = 100, learner_depth: int | None = None
+) -> None:
     config = Config(
+        learner_depth=learner_depth,
         env="point_open",
         depth=depth,
         batch_size=batch,
@@ -43,7 +46,10 @@ def write_run(run_dir: Path, depth: int, batch: int, seeds: list[int], agent: st
     for i in range(EVALS):
         row = {"epoch": i + 1, "env_steps": (i + 1) * STEPS, "sgd_steps": i + 1, "time_s": 2.0 * (i + 1)}
         values = {s: success(depth, batch, s, i) for s in seeds}
-        for name, scale in (("eval/success", 1.0), ("eval/time_at_goal", 100.0), ("eval/time_at_goal_frac", 1.0)):
+        names = [("eval/success", 1.0), ("eval/time_at_goal", 100.0), ("eval/time_at_goal_frac", 1.0)]
+        if learner_depth is not None:  # the learner's columns: its own known curve, half the collector's
+            names += [("learner/eval/success", 0.5), ("learner/eval/time_at_goal", 50.0)]
+        for name, scale in names:
             if len(seeds) == 1:
                 row[name] = scale * values[seeds[0]]
             else:
@@ -105,6 +111,20 @@ def test_every_figure_has_its_curves_and_points(runs):
     final = np.mean([success(8, 128, s, i) for s in (0, 1) for i in range(EVALS - 5, EVALS)])
     assert any(t.startswith(f"{final:.2f}") for t in texts)
     assert "paper_ant_big_maze" not in figures
+
+
+def test_a_depth_sweep_whose_runs_carry_learners_is_a_depth_sweep_and_a_collector_learner_grid(tmp_path):
+    """Runs with learners of other depths (depth 4 with a depth-16 learner, depth 8 alone, depth 16 with a
+    depth-4 learner): the collector's scaling pools over the learner (one line, three depths); the
+    learner's figures use only the runs that have one, by depth x learner depth."""
+    for depth, learner in ((4, 16), (8, None), (16, 4)):
+        write_run(tmp_path / f"d{depth}", depth, 64, [0, 1, 2], learner_depth=learner)
+    figures = {info.name: info for _, info in figures_for(group_runs(load_runs([tmp_path])))}
+    assert figures["scaling_success_vs_depth"].curves == {"crl": 3}
+    assert figures["curves_success_vs_steps"].curves == {f"depth {d}": EVALS for d in (4, 8, 16)}
+    assert figures["curves_learner_success_vs_steps"].curves == {"depth 4, learner depth 16": EVALS, "depth 16, learner depth 4": EVALS}
+    assert figures["heatmap_learner_success_depth_x_learner_depth"].curves == {"all": 2}
+    assert "scaling_success_vs_learner_depth" not in figures and "heatmap_success_depth_x_learner_depth" not in figures
 
 
 def test_plot_writes_png_svg_and_an_index(runs, tmp_path, capsys):

@@ -13,6 +13,7 @@ points), which `deepcrl plot` writes as PNG and SVG and lists in figures.json.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import json
 from dataclasses import dataclass, field
@@ -21,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from deepcrl.viz.runs import NUMERIC_AXES, Group, varying_fields
+from deepcrl.viz.runs import LEARNER_FIELDS, NUMERIC_AXES, Group, _text, group_runs, varying_fields
 
 METRICS = {  # metric -> (axis label, file-name part)
     "eval/success": ("success rate (episodes that reach the goal)", "success"),
@@ -216,22 +217,38 @@ def paper_overlay(groups: list[Group], task: str):
     return fig, info
 
 
+def _having(groups: list[Group], metric: str) -> list[Group]:
+    """The groups whose every seed logged `metric`, relabelled by the settings that differ among them."""
+    having = [g for g in groups if all(metric in s for r in g.runs for s in r.seeds.values())]
+    varying = varying_fields(having)
+    return [
+        dataclasses.replace(g, label=", ".join(f"{k.replace('_', ' ')} {_text(g.settings[k])}" for k in varying) or g.label) for g in having
+    ]
+
+
 def figures_for(groups: list[Group], paper: str | None = None) -> list[tuple[Any, FigureInfo]]:
     """Every figure the groups can answer: curves always; scaling for each varying size (and parameters);
-    heatmaps for each pair of varying sizes; the paper's overlay if asked."""
+    heatmaps for each pair of varying sizes; the paper's overlay if asked.
+
+    A learner (--learner-depth) never changes its collector's run, so the collector's own metrics pool
+    runs over the learner's settings (a depth sweep whose runs carry learners of other depths is a depth
+    sweep); the learner's metrics (learner/...) are drawn for the runs that have a learner, by its settings."""
+    runs = [r for g in groups for r in g.runs]
+    collectors = group_runs(runs, ignore=LEARNER_FIELDS) if set(varying_fields(groups)) & set(LEARNER_FIELDS) else groups
+    per_metric = {m: _having(groups if m.startswith("learner/") else collectors, m) for m in METRICS}
+    per_metric = {m: gs for m, gs in per_metric.items() if gs}
     out = []
-    metrics = [m for m in METRICS if all(m in s for g in groups for r in g.runs for s in r.seeds.values())]
-    for metric in metrics:
-        out.append(learning_curves(groups, metric, "env_steps"))
-        out.append(learning_curves(groups, metric, "time"))
-    sizes = [k for k in varying_fields(groups) if k in NUMERIC_AXES]
-    for metric in metrics:
+    for metric, gs in per_metric.items():
+        out.append(learning_curves(gs, metric, "env_steps"))
+        out.append(learning_curves(gs, metric, "time"))
+    for metric, gs in per_metric.items():
+        sizes = [k for k in varying_fields(gs) if k in NUMERIC_AXES]
         for axis in sizes:
-            out.append(scaling(groups, metric, axis))
-        if sizes and len({g.params for g in groups if g.params is not None}) > 1:
-            out.append(scaling(groups, metric, "params"))
+            out.append(scaling(gs, metric, axis))
+        if sizes and len({g.params for g in gs if g.params is not None}) > 1:
+            out.append(scaling(gs, metric, "params"))
         for rows, cols in itertools.combinations(sizes, 2):
-            out.append(heatmap(groups, metric, rows, cols))
+            out.append(heatmap(gs, metric, rows, cols))
     if paper is not None:
-        out.append(paper_overlay(groups, paper))
+        out.append(paper_overlay(_having(collectors, "eval/time_at_goal_frac"), paper))
     return out

@@ -149,8 +149,13 @@ def load_runs(paths: list[str | Path]) -> list[Run]:
     return runs
 
 
-def _comparable(config) -> dict[str, Any]:
-    values = {k: v for k, v in dataclasses.asdict(config).items() if k not in NOT_COMPARED}
+# A learner (--learner-depth) never changes its collector's run, bit for bit: the collector's own metrics
+# pool over these; the learner's (learner/...) do not.
+LEARNER_FIELDS = ("learner_depth", "learner_width")
+
+
+def _comparable(config, ignore: tuple[str, ...] = ()) -> dict[str, Any]:
+    values = {k: v for k, v in dataclasses.asdict(config).items() if k not in NOT_COMPARED and k not in ignore}
     from deepcrl.agents import get_agent
 
     values["agent"] = get_agent(config.agent).label(config).lower().replace(" ", "")  # crl, sac+her, td3, ...
@@ -158,18 +163,20 @@ def _comparable(config) -> dict[str, Any]:
     return values
 
 
-def group_runs(runs: list[Run]) -> list[Group]:
-    """Runs grouped by their settings (seeds pooled), labelled by the settings that differ between groups."""
+def group_runs(runs: list[Run], ignore: tuple[str, ...] = ()) -> list[Group]:
+    """Runs grouped by their settings (seeds pooled), labelled by the settings that differ between groups;
+    settings named in `ignore` do not tell groups apart (they are left out of the groups' settings)."""
     groups: dict[str, Group] = {}
     for run in runs:
-        settings = _comparable(run.config)
+        settings = _comparable(run.config, ignore)
         key = json.dumps(settings, sort_keys=True, default=str)
         group = groups.setdefault(key, Group(settings=settings, label=""))
         seen = {s for r in group.runs for s in r.seeds}
         repeated = sorted(seen & set(run.seeds))
         if repeated:  # the same setting and seed twice (a run copied, or two sweeps of the same point): count it once
-            print(f"deepcrl plot: {run.run_dir} repeats seed(s) {repeated} of {group.runs[0].run_dir}; left out", file=sys.stderr)
-            run.seeds = {s: v for s, v in run.seeds.items() if s not in seen}
+            if not ignore:  # pooling over ignored settings repeats seeds by design (a learner's collector)
+                print(f"deepcrl plot: {run.run_dir} repeats seed(s) {repeated} of {group.runs[0].run_dir}; left out", file=sys.stderr)
+            run = dataclasses.replace(run, seeds={s: v for s, v in run.seeds.items() if s not in seen})
             if not run.seeds:
                 continue
         group.runs.append(run)
