@@ -27,9 +27,17 @@ def success(depth: int, batch: int, seed: int, i: int) -> float:
 
 
 def write_run(
-    run_dir: Path, depth: int, batch: int, seeds: list[int], agent: str = "crl", params: int = 100, learner_depth: int | None = None
+    run_dir: Path,
+    depth: int,
+    batch: int,
+    seeds: list[int],
+    agent: str = "crl",
+    params: int = 100,
+    learner_depth: int | None = None,
+    **settings,
 ) -> None:
     config = Config(
+        **settings,
         learner_depth=learner_depth,
         env="point_open",
         depth=depth,
@@ -125,6 +133,20 @@ def test_a_depth_sweep_whose_runs_carry_learners_is_a_depth_sweep_and_a_collecto
     assert figures["curves_learner_success_vs_steps"].curves == {"depth 4, learner depth 16": EVALS, "depth 16, learner depth 4": EVALS}
     assert figures["heatmap_learner_success_depth_x_learner_depth"].curves == {"all": 2}
     assert "scaling_success_vs_learner_depth" not in figures and "heatmap_success_depth_x_learner_depth" not in figures
+
+
+def test_runs_that_set_actor_and_critic_depths_are_compared_by_both(tmp_path):
+    """An actor x critic grid whose diagonal is a plain depth sweep (--depth 4, --depth 16) and whose other
+    cells set --actor-depth and --critic-depth: one heatmap of actor depth x critic depth, four cells."""
+    for depth in (4, 16):
+        write_run(tmp_path / f"d{depth}", depth, 64, [0, 1, 2])
+    for actor, critic in ((4, 16), (16, 4)):
+        write_run(tmp_path / f"a{actor}c{critic}", 8, 64, [0, 1, 2], actor_depth=actor, critic_depth=critic)
+    groups = group_runs(load_runs([tmp_path]))
+    assert sorted(g.label for g in groups) == [f"actor depth {a}, critic depth {c}" for a, c in ((16, 16), (16, 4), (4, 16), (4, 4))]
+    figures = {info.name: info for _, info in figures_for(groups)}
+    assert figures["heatmap_success_actor_depth_x_critic_depth"].curves == {"all": 4}
+    assert "scaling_success_vs_depth" not in figures
 
 
 def test_plot_writes_png_svg_and_an_index(runs, tmp_path, capsys):

@@ -154,8 +154,14 @@ def load_runs(paths: list[str | Path]) -> list[Run]:
 LEARNER_FIELDS = ("learner_depth", "learner_width")
 
 
-def _comparable(config, ignore: tuple[str, ...] = ()) -> dict[str, Any]:
+def _comparable(config, ignore: tuple[str, ...] = (), split: tuple[str, ...] = ()) -> dict[str, Any]:
+    """The settings that tell `config`'s run apart; `split` ("depth", "width"): compared as the actor's and
+    the critic's own (an unset actor or critic depth is --depth), for sets of runs that set them apart."""
     values = {k: v for k, v in dataclasses.asdict(config).items() if k not in NOT_COMPARED and k not in ignore}
+    for size in split:
+        values[f"actor_{size}"] = getattr(config, f"resolved_actor_{size}")
+        values[f"critic_{size}"] = getattr(config, f"resolved_critic_{size}")
+        values.pop(size)
     from deepcrl.agents import get_agent
 
     values["agent"] = get_agent(config.agent).label(config).lower().replace(" ", "")  # crl, sac+her, td3, ...
@@ -167,8 +173,14 @@ def group_runs(runs: list[Run], ignore: tuple[str, ...] = ()) -> list[Group]:
     """Runs grouped by their settings (seeds pooled), labelled by the settings that differ between groups;
     settings named in `ignore` do not tell groups apart (they are left out of the groups' settings)."""
     groups: dict[str, Group] = {}
+    # runs that set an actor or critic depth (width) of their own are compared by both, whatever --depth says
+    split = tuple(
+        size
+        for size in ("depth", "width")
+        if any(getattr(r.config, f"{net}_{size}") is not None for r in runs for net in ("actor", "critic"))
+    )
     for run in runs:
-        settings = _comparable(run.config, ignore)
+        settings = _comparable(run.config, ignore, split)
         key = json.dumps(settings, sort_keys=True, default=str)
         group = groups.setdefault(key, Group(settings=settings, label=""))
         seen = {s for r in group.runs for s in r.seeds}
