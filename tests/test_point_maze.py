@@ -388,3 +388,34 @@ def test_chain_goals_strings_goals_together_over_an_episode():
         success, goals = map(np.asarray, jax.jit(lambda k: run(k, chain))(jax.random.PRNGKey(5)))
         distinct = np.mean([len({tuple(g) for g in goals[:, i]}) for i in range(n)])
         assert distinct >= expect if chain else distinct == expect, (chain, distinct)
+
+
+def test_keep_first_goal_resets_the_start_but_keeps_the_goal():
+    """--keep-first-goal (the reference code's defect, for comparison): an episode that ends starts again
+    elsewhere towards the same goal (distance and success recomputed); by default the reset draws a new goal."""
+    env = make_env("point_open", episode_length=3, goal_threshold=0.5)
+    s = env.reset(jax.random.PRNGKey(7))
+    zero = jnp.zeros(2)
+
+    def episode(keep):
+        state = s
+        for _ in range(3):  # the third step truncates the episode and resets it
+            state, stepped = jax.jit(lambda x: step_autoreset(env, x, zero, keep_first_goal=keep))(state)
+        return state, stepped
+
+    kept, stepped = episode(True)
+    fresh, _ = episode(False)
+    assert float(stepped.truncated) == 1.0 and int(kept.step) == int(fresh.step) == 0  # both were reset
+    np.testing.assert_array_equal(kept.goal, s.goal)  # the goal of the first reset, still
+    assert not np.allclose(fresh.goal, s.goal)  # the paper's intent: a fresh goal
+    np.testing.assert_array_equal(kept.obs, fresh.obs)  # the same fresh start either way
+    assert float(kept.distance) == pytest.approx(float(jnp.linalg.norm(kept.obs[:2] - kept.goal)), abs=1e-5)
+
+
+def test_keep_first_goal_refuses_settings_that_draw_goals_themselves():
+    from deepcrl.config import Config, check_fields
+
+    for other, name in ((dict(chain_goals=True), "chain_goals=True"), (dict(train_max_goal_cells=3), "train_max_goal_cells=3")):
+        with pytest.raises(ConfigError) as info:
+            check_fields(Config(keep_first_goal=True, **other))
+        assert "keep_first_goal=True" in str(info.value) and name in str(info.value) and "\n" not in str(info.value)

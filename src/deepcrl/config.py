@@ -45,6 +45,9 @@ class Config:
     # point mazes: evaluate on start/goal pairs at every path distance 1..M alike, with success per distance (eval/success_d<K>); None: the layout's far goals
     eval_max_goal_cells: int | None = None
     chain_goals: bool = False  # ours, not the paper's: a training episode that reaches its goal goes on towards a fresh one, so episodes travel far (docs/long_horizons.md)
+    keep_first_goal: bool = (
+        False  # the reference code's defect, for comparison: a reset keeps the goal, so each environment pursues its first goal all run
+    )
 
     # --- agent (docs/baselines.md) ---
     agent: str = "crl"  # crl (contrastive RL), sac or td3 (TD baselines with twin Q and target networks), gcbc (goal-conditioned behaviour cloning of its own relabelled data, i.e. GCSL)
@@ -222,6 +225,9 @@ def check_fields(config: Config) -> None:
         raise ConfigError(
             f"chain_goals=True is not allowed with train_max_goal_cells={c.train_max_goal_cells}; a chained goal would not keep to K cells from where the episode is"
         )
+    if c.keep_first_goal and (c.chain_goals or c.train_max_goal_cells is not None):
+        other = "chain_goals=True" if c.chain_goals else f"train_max_goal_cells={c.train_max_goal_cells}"
+        raise ConfigError(f"keep_first_goal=True is not allowed with {other}; it draws goals that a kept first goal would override")
     for name in ("episode_length", "train_max_goal_cells", "eval_max_goal_cells"):
         if getattr(c, name) is not None:
             _positive(name, getattr(c, name))

@@ -87,6 +87,7 @@ def collect(
     *,
     action_samples: int = 1,
     chain_goals: bool = False,
+    keep_first_goal: bool = False,
     store_td: bool = False,
     uniform_actions: bool = False,
     axis_name: str | None = None,
@@ -96,7 +97,7 @@ def collect(
 
     `params`: the agent state's `export()`; actions by `agent.select_action(..., action_samples)`
     (`--explore-action-samples`), or uniform in [-1, 1] with `uniform_actions`. Episodes that end are
-    reset (with a fresh goal; `chain_goals`: see envs.base.step_autoreset). `store_td`: the chunk also
+    reset (with a fresh goal; `chain_goals`, `keep_first_goal`: see envs.base.step_autoreset). `store_td`: the chunk also
     holds commanded goals, next states and terminal flags (TD agents). Returns (envs, episode_ids,
     chunk, {"collect/success_rate", "collect/episodes"}).
     """
@@ -108,7 +109,7 @@ def collect(
             actions = jax.random.uniform(step_key, (obs.shape[0], task.action_size), minval=-1.0, maxval=1.0)
         else:
             actions = agent.select_action(params, obs, step_key, action_samples)
-        nxt, stepped = jax.vmap(lambda s, a: step_autoreset(task, s, a, chain_goals))(envs, actions)
+        nxt, stepped = jax.vmap(lambda s, a: step_autoreset(task, s, a, chain_goals, keep_first_goal))(envs, actions)
         done = jnp.maximum(stepped.terminated, stepped.truncated) > 0
         transition = replay.Transition(obs=envs.obs, action=actions, next_achieved=task.achieved_goal(stepped.obs), episode_id=episode_ids)
         if store_td:
@@ -226,6 +227,7 @@ class Trainer:
             length,
             action_samples=c.explore_action_samples,
             chain_goals=c.chain_goals,
+            keep_first_goal=c.keep_first_goal,
             store_td=self.td_data,
             uniform_actions=uniform_actions,
             axis_name=self.axis_name,

@@ -81,12 +81,16 @@ def with_goal(env: Env, state: EnvState, goal: jax.Array) -> EnvState:
     return state.replace(goal=goal, distance=distance, success=(distance < env.goal_threshold).astype(jnp.float32))
 
 
-def step_autoreset(env: Env, state: EnvState, action: jax.Array, chain_goals: bool = False) -> tuple[EnvState, EnvState]:
+def step_autoreset(
+    env: Env, state: EnvState, action: jax.Array, chain_goals: bool = False, keep_first_goal: bool = False
+) -> tuple[EnvState, EnvState]:
     """Step one environment and reset it (with a fresh goal) if the episode ended.
 
     `chain_goals` (ours, not the paper's; `--chain-goals`): an episode that reaches its goal goes on
     towards a fresh goal from the training distribution (the goal of the reset drawn at this step), so
     one episode strings several goals together instead of resting at the first.
+    `keep_first_goal` (`--keep-first-goal`, the reference code's defect, for comparison): the reset keeps
+    the episode's goal (a fresh start only), so every environment pursues its very first goal all run.
 
     Returns (state to continue from, the stepped state before any reset). The second one carries the
     true next observation, the success flag and the done flags of the step just taken.
@@ -95,6 +99,8 @@ def step_autoreset(env: Env, state: EnvState, action: jax.Array, chain_goals: bo
     done = jnp.maximum(stepped.terminated, stepped.truncated) > 0
     reset_key, carry_key = jax.random.split(stepped.key)
     fresh = env.reset(reset_key)
+    if keep_first_goal:
+        fresh = with_goal(env, fresh, stepped.goal)
     continued = stepped.replace(key=carry_key)
     if chain_goals:
         rechained = with_goal(env, continued, fresh.goal)

@@ -14,21 +14,27 @@ from deepcrl.render.maze import draw_maze
 ACTION_TEXT = {"policy": "the policy's action", "zero": "the zero action", "best": "the best of 16 policy actions"}
 
 
-def qmap_figure(vmap: ValueMap):
-    """The matplotlib Figure of a value map: values as colours on the free cells, walls grey, the goal a star."""
-    from matplotlib.figure import Figure
-
+def draw_value_map(fig, ax, vmap: ValueMap, colorbar: bool = True) -> None:
+    """A value map on `ax`: values as colours on the free cells, walls grey, the goal a star, starts circled."""
     layout = vmap.layout
-    aspect = layout.height / max(layout.width, 1)
-    fig = Figure(figsize=(6.4, max(3.0, 5.2 * aspect) + 1.0), dpi=110, layout="constrained")
-    ax = fig.add_subplot(1, 1, 1)
     draw_maze(ax, layout, vmap.cell_size)
     extent = (0.0, layout.width * vmap.cell_size, 0.0, layout.height * vmap.cell_size)
     image = ax.imshow(vmap.values, extent=extent, origin="lower", cmap="viridis", interpolation="nearest", zorder=1)
     ax.plot(*vmap.goal, marker="*", color="red", markersize=16, markeredgecolor="white", zorder=3, label="goal")
     for row, col in layout.start_cells:
         ax.plot((col + 0.5) * vmap.cell_size, (row + 0.5) * vmap.cell_size, "o", mfc="none", mec="white", ms=10, zorder=3)
-    fig.colorbar(image, ax=ax, label=f"critic value of {ACTION_TEXT[vmap.action]} (higher: closer to the goal)")
+    if colorbar:
+        fig.colorbar(image, ax=ax, label=f"critic value of {ACTION_TEXT[vmap.action]} (higher: closer to the goal)")
+
+
+def qmap_figure(vmap: ValueMap):
+    """The matplotlib Figure of a value map, titled with its topology scores."""
+    from matplotlib.figure import Figure
+
+    aspect = vmap.layout.height / max(vmap.layout.width, 1)
+    fig = Figure(figsize=(6.4, max(3.0, 5.2 * aspect) + 1.0), dpi=110, layout="constrained")
+    ax = fig.add_subplot(1, 1, 1)
+    draw_value_map(fig, ax, vmap)
     s = vmap.scores
     ax.set_title(
         f"{vmap.label}\ngoal ({vmap.goal[0]:g}, {vmap.goal[1]:g}); Spearman with minus the path distance {s['spearman_geodesic']:.2f}, "
