@@ -133,6 +133,12 @@ def test_a_depth_sweep_whose_runs_carry_learners_is_a_depth_sweep_and_a_collecto
     assert figures["curves_learner_success_vs_steps"].curves == {"depth 4, learner depth 16": EVALS, "depth 16, learner depth 4": EVALS}
     assert figures["heatmap_learner_success_depth_x_learner_depth"].curves == {"all": 2}
     assert "scaling_success_vs_learner_depth" not in figures and "heatmap_success_depth_x_learner_depth" not in figures
+    # the paper's 2 x 2 (here 3 x 3, five cells): the collectors' own scores on the diagonal, the learners' off it
+    fig, info = next((f, i) for f, i in figures_for(group_runs(load_runs([tmp_path]))) if i.name == "collector_learner_success")
+    assert info.curves == {"all": 5}
+    texts = [t.get_text() for t in fig.axes[0].texts]
+    own = np.mean([success(4, 64, s, i) for s in (0, 1, 2) for i in range(EVALS - 5, EVALS)])
+    assert f"{own:.2f}" in " ".join(texts) and f"{0.5 * own:.2f}" in " ".join(texts)
 
 
 def test_runs_that_set_actor_and_critic_depths_are_compared_by_both(tmp_path):

@@ -139,6 +139,31 @@ def _resolved(g: Group, axis: str):
     }.get(axis, g.settings.get(axis))
 
 
+def _grid_panel(ax, cells: dict[tuple[Any, Any], tuple[float, float]], vmin: float, vmax: float, rows: str, cols: str):
+    """One heatmap panel: cells (row value, column value) -> (mean, s.e.), each annotated; returns the image."""
+    r_values = sorted({r for r, _ in cells})
+    c_values = sorted({c for _, c in cells})
+    grid = np.full((len(r_values), len(c_values)), np.nan)
+    for (r, c), (mean, se) in cells.items():
+        grid[r_values.index(r), c_values.index(c)] = mean
+        dark = vmax > vmin and (mean - vmin) / (vmax - vmin) < 0.5  # viridis is dark below its middle
+        ax.text(
+            c_values.index(c),
+            r_values.index(r),
+            f"{mean:.2f}\n±{se:.2f}",
+            ha="center",
+            va="center",
+            fontsize=8,
+            color="white" if dark else "black",
+        )
+    image = ax.imshow(grid, origin="lower", cmap="viridis", vmin=vmin, vmax=vmax if vmax > vmin else vmin + 1e-9, aspect="auto")
+    ax.set_xticks(range(len(c_values)), [str(v) for v in c_values])
+    ax.set_yticks(range(len(r_values)), [str(v) for v in r_values])
+    ax.set_xlabel(cols)
+    ax.set_ylabel(rows)
+    return image, int(np.isfinite(grid).sum())
+
+
 def heatmap(groups: list[Group], metric: str, rows: str, cols: str):
     """The final score over the grid of two settings (one panel per value of the other varying settings)."""
     from matplotlib.figure import Figure
@@ -150,29 +175,41 @@ def heatmap(groups: list[Group], metric: str, rows: str, cols: str):
         name=f"heatmap_{short}_{rows}_x_{cols}",
         question=f"final {short.replace('_', ' ')} over {rows.replace('_', ' ')} x {cols.replace('_', ' ')}: {_task(groups)}",
     )
-    finals = {id(g): g.final(metric) for g in groups}
+    finals = {id(g): g.final(metric)[:2] for g in groups}
     vmin, vmax = min(f[0] for f in finals.values()), max(f[0] for f in finals.values())
     image = None
     for i, (title, panel) in enumerate(panels.items()):
         ax = fig.add_subplot(1, len(panels), i + 1)
-        r_values = sorted({_resolved(g, rows) for g in panel})
-        c_values = sorted({_resolved(g, cols) for g in panel})
-        grid = np.full((len(r_values), len(c_values)), np.nan)
-        for g in panel:
-            mean, se, _ = finals[id(g)]
-            r, c = r_values.index(_resolved(g, rows)), c_values.index(_resolved(g, cols))
-            grid[r, c] = mean
-            dark = vmax > vmin and (mean - vmin) / (vmax - vmin) < 0.5  # viridis is dark below its middle
-            ax.text(c, r, f"{mean:.2f}\n±{se:.2f}", ha="center", va="center", fontsize=8, color="white" if dark else "black")
-        image = ax.imshow(grid, origin="lower", cmap="viridis", vmin=vmin, vmax=vmax if vmax > vmin else vmin + 1e-9, aspect="auto")
-        ax.set_xticks(range(len(c_values)), [str(v) for v in c_values])
-        ax.set_yticks(range(len(r_values)), [str(v) for v in r_values])
-        ax.set_xlabel(cols.replace("_", " "))
-        ax.set_ylabel(rows.replace("_", " "))
+        cells = {(_resolved(g, rows), _resolved(g, cols)): finals[id(g)] for g in panel}
+        image, count = _grid_panel(ax, cells, vmin, vmax, rows.replace("_", " "), cols.replace("_", " "))
         ax.set_title(title or info.question, fontsize=9)
-        info.curves[title or "all"] = int(np.isfinite(grid).sum())
+        info.curves[title or "all"] = count
     fig.colorbar(image, ax=fig.axes, label=f"final {label.split(' (')[0]} (mean ± s.e. over seeds)")
     fig.suptitle(info.question, fontsize=10)
+    return fig, info
+
+
+def collector_learner(collectors: list[Group], learners: list[Group], metric: str = "eval/success"):
+    """The paper's finding 8 as one grid: the final score of a policy by the depth of the network that
+    collected its data (rows) and the depth of the one that learned it (columns). The diagonal holds the
+    collectors' own scores (collected and learned by one network), the rest the learners' (--learner-depth)."""
+    from matplotlib.figure import Figure
+
+    label, short = METRICS[metric]
+    cells = {(g.config.resolved_critic_depth, g.config.resolved_critic_depth): g.final(metric)[:2] for g in collectors}
+    cells.update({(g.config.resolved_critic_depth, g.config.learner_depth): g.final("learner/" + metric)[:2] for g in learners})
+    info = FigureInfo(
+        name=f"collector_learner_{short}",
+        question=f"final {short.replace('_', ' ')} by the depth that collected the data and the depth that learned from it: {_task(collectors)}",
+    )
+    fig = Figure(figsize=(5.6, 4.6), dpi=110, layout="constrained")
+    ax = fig.add_subplot(1, 1, 1)
+    means = [m for m, _ in cells.values()]
+    image, info.curves["all"] = _grid_panel(
+        ax, cells, min(means), max(means), "collector depth (acts, fills the buffer)", "learner depth (learns from it)"
+    )
+    fig.colorbar(image, ax=ax, label=f"final {label.split(' (')[0]} (mean ± s.e. over seeds)")
+    ax.set_title(info.question + "\ndiagonal: the collector itself; off it: a learner on the collector's buffer", fontsize=8)
     return fig, info
 
 
@@ -249,6 +286,12 @@ def figures_for(groups: list[Group], paper: str | None = None) -> list[tuple[Any
             out.append(scaling(gs, metric, "params"))
         for rows, cols in itertools.combinations(sizes, 2):
             out.append(heatmap(gs, metric, rows, cols))
+    learners = per_metric.get("learner/eval/success", [])
+    same_width = [g for g in learners if g.config.learner_width in (None, g.config.width)]
+    if same_width and all(g.config.actor_depth is None and g.config.critic_depth is None for g in same_width):
+        for metric in ("eval/success", "eval/time_at_goal"):
+            if metric in per_metric and set(varying_fields(per_metric[metric])) <= {"depth"}:  # depth the only difference
+                out.append(collector_learner(per_metric[metric], _having(same_width, "learner/" + metric), metric))
     if paper is not None:
         out.append(paper_overlay(_having(collectors, "eval/time_at_goal_frac"), paper))
     return out
