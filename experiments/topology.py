@@ -8,7 +8,7 @@ Writes a JSON of every score, the mean and standard error over seeds per critic 
 the value maps of one seed per depth above the scores against depth.
 
     python experiments/topology.py sweeps/serpentine_depth --learners \\
-        --json experiments/results/topology_serpentine.json --figure docs/img/findings_qmaps.png
+        --json experiments/results/topology_serpentine.json --figure docs/img/findings/qmaps.png
 """
 
 from __future__ import annotations
