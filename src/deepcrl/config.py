@@ -222,9 +222,8 @@ def check_fields(config: Config) -> None:
         if value is not None:
             _positive(name, value)
     if c.chain_goals and c.train_max_goal_cells is not None:
-        raise ConfigError(
-            f"chain_goals=True is not allowed with train_max_goal_cells={c.train_max_goal_cells}; a chained goal would not keep to K cells from where the episode is"
-        )
+        why = "a chained goal would not keep to K cells from where the episode is"
+        raise ConfigError(f"chain_goals=True is not allowed with train_max_goal_cells={c.train_max_goal_cells}; {why}")
     if c.keep_first_goal and (c.chain_goals or c.train_max_goal_cells is not None):
         other = "chain_goals=True" if c.chain_goals else f"train_max_goal_cells={c.train_max_goal_cells}"
         raise ConfigError(f"keep_first_goal=True is not allowed with {other}; it draws goals that a kept first goal would override")
