@@ -58,7 +58,9 @@ def test_the_equality_check_would_catch_per_device_negatives(update_report):
 def test_baselines_on_two_devices_follow_their_one_device_updates(agent, baselines_report):
     r = baselines_report[agent]
     assert r["params_diff_over_step"] < 1e-2, r
-    assert r["metrics_rel_diff"] < 1e-3, r
+    # float reductions split over two devices round differently, and the metrics (means over the epoch's
+    # updates) drift with them: 2.0e-3 for SAC on one CPU build (2026-12), under 1e-3 on another
+    assert r["metrics_rel_diff"] < 5e-3, r
 
 
 @pytest.fixture(scope="module")

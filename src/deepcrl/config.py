@@ -45,9 +45,8 @@ class Config:
     # point mazes: evaluate on start/goal pairs at every path distance 1..M alike, with success per distance (eval/success_d<K>); None: the layout's far goals
     eval_max_goal_cells: int | None = None
     chain_goals: bool = False  # ours, not the paper's: a training episode that reaches its goal goes on towards a fresh one, so episodes travel far (docs/long_horizons.md)
-    keep_first_goal: bool = (
-        False  # the reference code's defect, for comparison: a reset keeps the goal, so each environment pursues its first goal all run
-    )
+    # the reference code's defect, for comparison: a reset keeps the goal, so each environment keeps its first goal all run
+    keep_first_goal: bool = False
 
     # --- agent (docs/baselines.md) ---
     agent: str = "crl"  # crl (contrastive RL), sac or td3 (TD baselines with twin Q and target networks), gcbc (goal-conditioned behaviour cloning of its own relabelled data, i.e. GCSL)
