@@ -197,8 +197,7 @@ def test_a_killed_point_and_an_interrupted_sweep_finish_as_if_never_stopped(fini
     out = tmp_path / "interrupted"
     runs = out / "runs"
     sweep = subprocess.Popen(
-        # no compilation cache: a warm one makes the tiny points so fast that the checkpoints below come and go between polls
-        [sys.executable, "-m", "deepcrl.cli", "sweep", "--out", str(out), "--jobs", "1", "--no-compile-cache", *GRID, *TINY],
+        [sys.executable, "-m", "deepcrl.cli", "sweep", "--out", str(out), "--jobs", "1", *GRID, *TINY],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
