@@ -13,7 +13,6 @@ points), which `deepcrl plot` writes as PNG and SVG and lists in figures.json.
 
 from __future__ import annotations
 
-import dataclasses
 import itertools
 import json
 from dataclasses import dataclass, field
@@ -22,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from deepcrl.viz.runs import LEARNER_FIELDS, NUMERIC_AXES, Group, _text, group_runs, varying_fields
+from deepcrl.viz.runs import LEARNER_FIELDS, NUMERIC_AXES, Group, group_runs, labelled, varying_fields
 
 METRICS = {  # metric -> (axis label, file-name part)
     "eval/success": ("success rate (episodes that reach the goal)", "success"),
@@ -256,11 +255,7 @@ def paper_overlay(groups: list[Group], task: str):
 
 def _having(groups: list[Group], metric: str) -> list[Group]:
     """The groups whose every seed logged `metric`, relabelled by the settings that differ among them."""
-    having = [g for g in groups if all(metric in s for r in g.runs for s in r.seeds.values())]
-    varying = varying_fields(having)
-    return [
-        dataclasses.replace(g, label=", ".join(f"{k.replace('_', ' ')} {_text(g.settings[k])}" for k in varying) or g.label) for g in having
-    ]
+    return labelled([g for g in groups if all(metric in s for r in g.runs for s in r.seeds.values())])
 
 
 def figures_for(groups: list[Group], paper: str | None = None) -> list[tuple[Any, FigureInfo]]:

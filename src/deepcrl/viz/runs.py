@@ -192,11 +192,18 @@ def group_runs(runs: list[Run], ignore: tuple[str, ...] = ()) -> list[Group]:
             if not run.seeds:
                 continue
         group.runs.append(run)
-    out = list(groups.values())
-    varying = varying_fields(out)
-    for g in out:
-        g.label = ", ".join(f"{k.replace('_', ' ')} {_text(g.settings[k])}" for k in varying) or _text(g.settings["env"])
-    return out
+    return labelled(list(groups.values()))
+
+
+def labelled(groups: list[Group]) -> list[Group]:
+    """Copies of `groups` labelled by the settings that differ between them (the task's name if none)."""
+    varying = varying_fields(groups)
+    return [
+        dataclasses.replace(
+            g, label=", ".join(f"{k.replace('_', ' ')} {_text(g.settings[k])}" for k in varying) or _text(g.settings["env"])
+        )
+        for g in groups
+    ]
 
 
 def varying_fields(groups: list[Group]) -> list[str]:
