@@ -9,6 +9,7 @@ repository alone.
 from __future__ import annotations
 
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -22,6 +23,11 @@ def keep(sweep_dir: Path, results: Path = Path("experiments/results")) -> Path:
             target = out / path.relative_to(sweep_dir)
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(path, target)
+    ignored = subprocess.run(
+        ["git", "check-ignore", "--no-index", *map(str, sorted(out.rglob("*")))], capture_output=True, text=True
+    ).stdout.split()
+    if ignored:  # what git ignores would not reach the repository: say so rather than keep nothing in silence
+        raise SystemExit(f"{len(ignored)} kept files are ignored by git (e.g. {ignored[0]}); fix .gitignore")
     return out
 
 
