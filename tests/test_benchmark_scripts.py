@@ -9,6 +9,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+# a group is handed to a worker before the ungrouped quick tests, so these subprocesses never run last
+pytestmark = pytest.mark.xdist_group("benchmark_scripts")
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
