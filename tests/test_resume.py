@@ -19,7 +19,7 @@ import jax
 import numpy as np
 import pytest
 
-from deepcrl.checkpoints import list_train_states, restore_train_state, save_train_state
+from deepcrl.checkpoints import TrainStateWriter, list_train_states, restore_train_state, save_train_state
 from deepcrl.config import Config
 from deepcrl.errors import ConfigError
 from deepcrl.loop import resume
@@ -169,6 +169,37 @@ def test_damaged_checkpoint_is_reported_never_loaded(tmp_path):
     (path / "meta.json").unlink()
     with pytest.raises(ConfigError, match="meta.json"):
         restore_train_state(path, target)
+
+
+def test_a_checkpoint_written_while_training_goes_on_holds_the_state_it_was_given(tmp_path, monkeypatch):
+    """The writer's thread writes after the next epoch has run on (and, donated, overwritten) the state."""
+    import threading
+
+    import deepcrl.checkpoints.train_state as checkpoint_module
+
+    config = Config(**{**_tiny_kwargs(), "run_dir": str(tmp_path / "r")})
+    trainer = Trainer(config)
+    state = trainer.init(jax.random.PRNGKey(0))
+    expected = [np.array(x) for x in jax.tree_util.tree_leaves(jax.device_get(state))]
+    epoch_done = threading.Event()
+    real_write = checkpoint_module.write_train_state
+
+    def write_after_the_next_epoch(*args, **kwargs):
+        assert epoch_done.wait(timeout=60)
+        return real_write(*args, **kwargs)
+
+    monkeypatch.setattr(checkpoint_module, "write_train_state", write_after_the_next_epoch)
+    writer = TrainStateWriter(tmp_path / "r", keep=2, save_buffer=True)
+    path = writer.save(state)
+    assert not path.exists()  # training goes on before the checkpoint is written
+    state, _ = jax.block_until_ready(trainer.epoch(state))
+    epoch_done.set()
+    writer.wait()
+    writer.close()
+    restored, with_buffer = restore_train_state(path, trainer.state_shapes())
+    assert with_buffer and int(restored.epoch) == 0 and int(state.epoch) == 1
+    got = [np.asarray(x) for x in jax.tree_util.tree_leaves(jax.device_get(restored))]
+    assert len(got) == len(expected) and all(np.array_equal(a, b) for a, b in zip(got, expected))
 
 
 def test_resume_without_buffer_refills_and_finishes(tmp_path):

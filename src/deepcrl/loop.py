@@ -25,10 +25,10 @@ import numpy as np
 
 from deepcrl import parallel
 from deepcrl.build import Setup, prepare
-from deepcrl.checkpoints import list_train_states, restore_train_state, save_policy_checkpoint, save_train_state
+from deepcrl.checkpoints import TrainStateWriter, list_train_states, restore_train_state, save_policy_checkpoint
 from deepcrl.config import Config
 from deepcrl.config_files import load_config_file
-from deepcrl.errors import CheckpointWriteError, ConfigError
+from deepcrl.errors import ConfigError
 from deepcrl.health import raise_if_unhealthy
 from deepcrl.logger import MetricsLogger, check_wandb, open_wandb_run, read_metrics, truncate_metrics
 from deepcrl.metrics import final_score, metric_columns
@@ -153,15 +153,12 @@ def _run(trainer: Trainer, run_dir: Path, state: TrainState, history: list[dict[
     elapsed_before = history[-1]["time_s"] if history else 0.0
     start = time.perf_counter()
 
-    def checkpoint(state: TrainState) -> Path:
-        try:
-            return save_train_state(run_dir, state, keep=config.keep_checkpoints, save_buffer=config.save_buffer)
-        except OSError as e:
-            saved = list_train_states(run_dir)
-            kept = f"the previous checkpoint {saved[-1]} is intact" if saved else "no earlier checkpoint exists"
-            raise CheckpointWriteError(
-                f"could not write the checkpoint of epoch {epochs_done(state)} in {run_dir / 'state'}: {e.strerror or e}; {kept}"
-            ) from None
+    # training stops for a checkpoint only while the state is copied to host memory; the write goes on beside the next epochs
+    writer = TrainStateWriter(run_dir, keep=config.keep_checkpoints, save_buffer=config.save_buffer)
+
+    def saved_checkpoints() -> list[Path]:
+        writer.settle()
+        return list_train_states(run_dir)
 
     main_process = parallel.is_main_process()  # the only one writing logs (all take part in computing)
     wandb_run = open_wandb_run(run_dir, config) if config.wandb and main_process else None
@@ -185,7 +182,7 @@ def _run(trainer: Trainer, run_dir: Path, state: TrainState, history: list[dict[
                         names=trainer.watched_names,
                         first_bad_step=train_metrics.pop("health/first_bad_step"),
                         bad_quantity=train_metrics.pop("health/bad_quantity"),
-                        checkpoints=lambda: list_train_states(run_dir),
+                        checkpoints=saved_checkpoints,
                     )
                     if epoch in eval_epochs:
                         eval_metrics = trainer.evaluate(state, _fold_in(eval_key, epoch, config.num_seeds))
@@ -205,20 +202,23 @@ def _run(trainer: Trainer, run_dir: Path, state: TrainState, history: list[dict[
                         last_row = row
                     progress.update(epoch * config.env_steps_per_epoch, last_row)
                     if config.checkpoint_every and epoch % config.checkpoint_every == 0 and epoch < config.num_epochs:
-                        checkpoint(state)
+                        writer.save(state)
                     if stop.signal is not None and epoch < config.num_epochs:
-                        where = checkpoint(state)
+                        where = writer.save(state)
                         interrupted = True
                         break
             if not interrupted:
                 jax.block_until_ready(state)
                 if config.checkpoint_every:
-                    checkpoint(state)
+                    writer.save(state)
+            writer.wait()
+            if not interrupted:
                 save_policy_checkpoint(run_dir, config, state.agent)
                 if trainer.learner_agent is not None:  # the learner's policy, for deepcrl eval / qmap RUN_DIR/learner
                     (run_dir / LEARNER_DIR).mkdir(exist_ok=True)
                     save_policy_checkpoint(run_dir / LEARNER_DIR, trainer.learner_setup.config, state.learner)
         finally:
+            writer.close()  # a run failing for another reason still finishes the write in flight
             if logger is not None:
                 logger.close()
 

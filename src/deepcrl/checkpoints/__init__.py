@@ -7,11 +7,12 @@
 """
 
 from deepcrl.checkpoints.policy import POLICY_DIR, load_policy, load_policy_checkpoint, save_policy_checkpoint, seed_payload
-from deepcrl.checkpoints.train_state import TRAIN_STATE_DIR, list_train_states, restore_train_state, save_train_state
+from deepcrl.checkpoints.train_state import TRAIN_STATE_DIR, TrainStateWriter, list_train_states, restore_train_state, save_train_state
 
 __all__ = [
     "POLICY_DIR",
     "TRAIN_STATE_DIR",
+    "TrainStateWriter",
     "list_train_states",
     "load_policy",
     "load_policy_checkpoint",

@@ -12,6 +12,10 @@ The folder is named by the epochs done, zero-padded to 8 digits (so names sort b
 Each checkpoint is written into a hidden temporary folder and renamed into place, so a folder named
 epoch_* is always complete; the SHA-256 sums catch a file damaged afterwards. The newest `keep`
 checkpoints are kept.
+
+A training run writes them with a `TrainStateWriter`: training stops only while the state is copied
+to host memory; serialising, hashing and writing happen in a background thread while the next epochs
+run (one write at a time). `save_train_state` is the same write, synchronous.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import json
 import os
 import shutil
 import tempfile
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +35,7 @@ import numpy as np
 from flax import serialization
 
 from deepcrl import parallel
-from deepcrl.errors import ConfigError
+from deepcrl.errors import CheckpointWriteError, ConfigError
 
 TRAIN_STATE_DIR = "state"  # RUN_DIR/state: training-state checkpoints, one folder epoch_<8 digits> each
 _STATE_FILE = "train_state.msgpack"
@@ -68,24 +73,34 @@ def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def save_train_state(run_dir: str | Path, state: Any, *, keep: int, save_buffer: bool) -> Path:
-    """Write the whole TrainState atomically as RUN_DIR/state/epoch_N; keep the newest `keep`."""
-    root = Path(run_dir) / TRAIN_STATE_DIR
-    host = parallel.to_host(state)  # every process takes part in gathering; only the first writes
-    epoch = int(np.asarray(host.epoch).max())
-    if not parallel.is_main_process():
-        return root / f"epoch_{epoch:08d}"
+def snapshot_train_state(state: Any) -> Any:
+    """Host copies of a TrainState that training can no longer change. Every process takes part (the
+    arrays are gathered across hosts). On a CPU `device_get` returns views of the device buffers, which
+    the next epoch (it donates its state) could not reuse without copying them itself; they are copied
+    here, once, so the epoch's donation goes ahead and the snapshot never aliases the training state."""
+    host = parallel.to_host(state)
+    return jax.tree_util.tree_map(lambda a: np.array(a) if isinstance(a, np.ndarray) and not a.flags.owndata else a, host)
+
+
+def train_state_path(run_dir: str | Path, host: Any) -> Path:
+    """Where the checkpoint of a (host) TrainState goes: RUN_DIR/state/epoch_<epochs done>."""
+    return Path(run_dir) / TRAIN_STATE_DIR / f"epoch_{int(np.asarray(host.epoch).max()):08d}"
+
+
+def write_train_state(run_dir: str | Path, host: Any, *, keep: int, save_buffer: bool) -> Path:
+    """Write a snapshot (`snapshot_train_state`) atomically as RUN_DIR/state/epoch_N; keep the newest `keep`."""
+    final = train_state_path(run_dir, host)
+    root = final.parent
     root.mkdir(parents=True, exist_ok=True)
     files = {_STATE_FILE: serialization.to_bytes(_state_payload(host))}
     if save_buffer:
         files[_BUFFER_FILE] = serialization.to_bytes(host.buffer)
     meta = {
-        "epoch": epoch,
+        "epoch": int(np.asarray(host.epoch).max()),
         "env_steps": int(np.asarray(host.env_steps).max()),
         "buffer_saved": save_buffer,
         "sha256": {name: _sha256(data) for name, data in files.items()},
     }
-    final = root / f"epoch_{epoch:08d}"
     tmp = Path(tempfile.mkdtemp(prefix=".epoch-", dir=root))
     os.chmod(tmp, 0o755)
     try:
@@ -104,6 +119,66 @@ def save_train_state(run_dir: str | Path, state: Any, *, keep: int, save_buffer:
     for old in list_train_states(run_dir)[:-keep]:
         shutil.rmtree(old, ignore_errors=True)
     return final
+
+
+def save_train_state(run_dir: str | Path, state: Any, *, keep: int, save_buffer: bool) -> Path:
+    """Write the whole TrainState atomically as RUN_DIR/state/epoch_N, now; keep the newest `keep`."""
+    host = snapshot_train_state(state)  # every process takes part in gathering; only the first writes
+    if not parallel.is_main_process():
+        return train_state_path(run_dir, host)
+    return write_train_state(run_dir, host, keep=keep, save_buffer=save_buffer)
+
+
+class TrainStateWriter:
+    """A run's training-state checkpoints, written in a background thread.
+
+    `save(state)` stops training only to copy the state to host memory (`snapshot_train_state`), then
+    returns the folder the checkpoint will have; the write (serialise, SHA-256, fsync, rename, prune)
+    runs while training goes on. One write at a time: `save` first waits for the one before. A write
+    that failed is raised, as a CheckpointWriteError naming its epoch, by the next `save` or `wait`;
+    until a write has finished its folder does not exist, so an older checkpoint is what a kill leaves.
+    """
+
+    def __init__(self, run_dir: str | Path, *, keep: int, save_buffer: bool):
+        self.run_dir = Path(run_dir)
+        self.keep, self.save_buffer = keep, save_buffer
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="deepcrl-checkpoint")
+        self._pending: tuple[Future, Path] | None = None
+
+    def save(self, state: Any) -> Path:
+        self.wait()
+        host = snapshot_train_state(state)
+        path = train_state_path(self.run_dir, host)
+        if parallel.is_main_process():
+            self._pending = (self._pool.submit(write_train_state, self.run_dir, host, keep=self.keep, save_buffer=self.save_buffer), path)
+        return path
+
+    def wait(self) -> None:
+        """Block until the write in flight (if any) is done; raise CheckpointWriteError if it failed."""
+        if self._pending is None:
+            return
+        future, path = self._pending
+        self._pending = None
+        try:
+            future.result()
+        except OSError as e:
+            saved = list_train_states(self.run_dir)
+            kept = f"the previous checkpoint {saved[-1]} is intact" if saved else "no earlier checkpoint exists"
+            epoch = int(path.name.removeprefix("epoch_"))
+            raise CheckpointWriteError(
+                f"could not write the checkpoint of epoch {epoch} in {path.parent}: {e.strerror or e}; {kept}"
+            ) from None
+
+    def settle(self) -> None:
+        """Let the write in flight finish, its errors unraised (when the run is failing for another reason)."""
+        try:
+            self.wait()
+        except Exception:
+            pass
+
+    def close(self) -> None:
+        self.settle()
+        self._pool.shutdown(wait=True)
 
 
 def list_train_states(run_dir: str | Path) -> list[Path]:
