@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from deepcrl.envs.layouts import LAYOUT_NAMES, Layout, get_layout, parse_layout
 from deepcrl.errors import ConfigError
 
-EXPECTED_NAMES = ("open", "u_maze", "u4_maze", "u5_maze", "big_maze", "hardest_maze", "serpentine", "long_u")
+EXPECTED_NAMES = ("open", "u_maze", "u4_maze", "u5_maze", "big_maze", "hardest_maze", "serpentine", "branches", "long_u")
 
 
 def test_builtin_names():

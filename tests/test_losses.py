@@ -13,6 +13,7 @@ ATOL = 1e-5
 
 
 def _inputs(b=7, d=5, seed=0):
+    """Two [b, d] arrays; MRN's tests ask for d = 32 (16 components of 2 halves)."""
     rng = np.random.default_rng(seed)
     return rng.normal(size=(b, d)), rng.normal(size=(b, d))
 
@@ -33,9 +34,25 @@ def _np_energy(name, x, y):
                 out[i, j] = np.dot(u, v)
             elif name == "cosine":
                 out[i, j] = np.dot(u, v) / (np.linalg.norm(u) * np.linalg.norm(v))
+            elif name == "mrn":
+                out[i, j] = -_np_mrn(u, v)
             else:
                 raise AssertionError(name)
     return out
+
+
+def _np_mrn(u, v, components=16):
+    """The MRN distance of two vectors, written out: mean over components of the max-ReLU of the first
+    half's differences plus the L2 distance of the second half (1e-6 under the root)."""
+    out = []
+    for cu, cv in zip(np.split(u, components), np.split(v, components)):
+        h = len(cu) // 2
+        out.append(np.max(np.maximum(cu[:h] - cv[:h], 0.0)) + np.sqrt(np.sum((cu[h:] - cv[h:]) ** 2) + 1e-6))
+    return np.mean(out)
+
+
+def _dim(name):
+    return 32 if name == "mrn" else 5
 
 
 def _np_lse(a, axis):
@@ -78,13 +95,13 @@ def _np_loss(logits, loss, coef):
 
 
 def test_names():
-    assert ENERGY_NAMES == ("l2", "l2_sq", "l1", "dot", "cosine")
+    assert ENERGY_NAMES == ("l2", "l2_sq", "l1", "dot", "cosine", "mrn")
     assert LOSS_NAMES == ("fwd_infonce", "bwd_infonce", "sym_infonce", "binary_nce")
 
 
 @pytest.mark.parametrize("name", ENERGY_NAMES)
 def test_energy_matrix_matches_numpy(name):
-    x, y = _inputs()
+    x, y = _inputs(d=_dim(name))
     got = np.asarray(energy_matrix(name, jnp.asarray(x, jnp.float32), jnp.asarray(y, jnp.float32)))
     assert got.shape == (7, 7)
     assert got.dtype == np.float32
@@ -93,7 +110,7 @@ def test_energy_matrix_matches_numpy(name):
 
 @pytest.mark.parametrize("name", ENERGY_NAMES)
 def test_pairwise_energy_is_matrix_diagonal(name):
-    x, y = _inputs(seed=1)
+    x, y = _inputs(d=_dim(name), seed=1)
     xj, yj = jnp.asarray(x, jnp.float32), jnp.asarray(y, jnp.float32)
     diag = np.diag(np.asarray(energy_matrix(name, xj, yj)))
     pair = np.asarray(pairwise_energy(name, xj, yj))
@@ -119,6 +136,29 @@ def test_l2_gradient_finite_at_coincident_points():
         assert np.all(np.isfinite(np.asarray(g)))
     # Value at zero distance is (essentially) zero.
     assert abs(float(energy_matrix("l2", xj, yj)[1, 1])) < 1e-5
+
+
+def test_mrn_is_a_quasimetric_and_asymmetric():
+    rng = np.random.default_rng(9)
+    x, y, z = (jnp.asarray(rng.normal(size=(50, 32)), jnp.float32) for _ in range(3))
+    d = lambda a, b: -np.asarray(pairwise_energy("mrn", a, b))  # noqa: E731
+    # zero (up to the 1e-6 floor under the root: sqrt(1e-6) = 1e-3) from a point to itself
+    np.testing.assert_allclose(d(x, x), 1e-3, rtol=1e-4)
+    # the triangle inequality, with the floor counted once more on the left
+    assert np.all(d(x, z) <= d(x, y) + d(y, z) + 1e-3)
+    # asymmetric: the way there is not the way back
+    assert np.max(np.abs(d(x, y) - d(y, x))) > 0.1
+    # the symmetric half alone (first halves equal) is symmetric
+    same = np.asarray(x).reshape(50, 16, 2).copy()
+    other = np.asarray(y).reshape(50, 16, 2).copy()
+    other[..., 0] = same[..., 0]
+    a, b = jnp.asarray(same.reshape(50, 32)), jnp.asarray(other.reshape(50, 32))
+    np.testing.assert_allclose(d(a, b), d(b, a), rtol=1e-6)
+
+
+def test_mrn_needs_a_representation_of_32_multiples():
+    with pytest.raises(ConfigError, match="repr_dim=40 .* multiple of 32"):
+        energy_matrix("mrn", jnp.zeros((2, 40)), jnp.zeros((2, 40)))
 
 
 def test_cosine_zero_row_is_finite():
@@ -169,7 +209,7 @@ def test_backward_is_forward_of_transpose():
 
 
 def test_loss_is_differentiable():
-    x, y = _inputs(b=8, d=4, seed=7)
+    x, y = _inputs(b=8, d=32, seed=7)
     xj, yj = jnp.asarray(x, jnp.float32), jnp.asarray(y, jnp.float32)
 
     @jax.jit  # one compilation for all combinations

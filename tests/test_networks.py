@@ -16,7 +16,8 @@ from deepcrl.networks import (
     ResidualMLP,
     count_params,
     deterministic_action,
-    param_count,
+    network_param_count,
+    project_kernels,
     resolve_backward_saves,
     sample_tanh_gaussian,
     resolve_unroll,
@@ -45,30 +46,55 @@ def _shapes(module, x):
 # ------------------------------------------------------------------ parameter counts / structure
 
 
+def param_count(width, depth, in_size, out_size, normalization="layer_norm"):
+    """The closed form of ResidualMLP's parameters (out_size None: trunk only), written out here so the
+    networks' own count (network_param_count, from their shapes) has something independent to meet.
+
+    layer_norm: input in*W + W + 2W; each of `depth` block layers W*W + W + 2W; head W*out + out.
+    none: the same without the LayerNorms' 2W. hyperspherical: no LayerNorm, each Dense has a scale
+    [out] beside its bias (in*out + 2 out)."""
+    per_unit = {"layer_norm": 3, "none": 1, "hyperspherical": 2}[normalization]  # bias (+ scale) (+ LN scale and bias)
+    head_unit = {"layer_norm": 1, "none": 1, "hyperspherical": 2}[normalization]
+    head = 0 if not out_size else width * out_size + head_unit * out_size
+    return (in_size * width + per_unit * width) + depth * (width * width + per_unit * width) + head
+
+
 @pytest.mark.parametrize(
-    "width,depth,in_size,out_size,layer_norm",
-    [(8, 4, 3, 2, True), (16, 8, 7, 64, True), (16, 8, 7, 64, False), (32, 12, 1, 1, False), (5, 16, 9, 3, True)],
+    "width,depth,in_size,out_size,normalization",
+    [
+        (8, 4, 3, 2, "layer_norm"),
+        (16, 8, 7, 64, "layer_norm"),
+        (16, 8, 7, 64, "none"),
+        (32, 12, 1, 1, "none"),
+        (5, 16, 9, 3, "layer_norm"),
+        (16, 8, 7, 64, "hyperspherical"),
+    ],
 )
-def test_residual_mlp_param_count(width, depth, in_size, out_size, layer_norm):
-    m = ResidualMLP(out_size=out_size, width=width, depth=depth, layer_norm=layer_norm)
+def test_residual_mlp_param_count(width, depth, in_size, out_size, normalization):
+    m = ResidualMLP(out_size=out_size, width=width, depth=depth, normalization=normalization)
     params = _shapes(m, jnp.zeros((2, in_size)))
-    assert count_params(params) == param_count(width, depth, in_size, out_size, layer_norm)
+    assert count_params(params) == param_count(width, depth, in_size, out_size, normalization)
+    assert network_param_count(m, in_size) == count_params(params)
 
 
 def test_param_count_closed_form_values():
     # in 3, W 4, depth 4, out 2: input 3*4+4+8=24; 4 layers * (16+4+8)=112; head 4*2+2=10.
     assert param_count(4, 4, 3, 2) == 24 + 112 + 10
-    assert param_count(4, 4, 3, 2, layer_norm=False) == 16 + 80 + 10
+    assert param_count(4, 4, 3, 2, "none") == 16 + 80 + 10
     # Linear in depth, quadratic in width.
     assert param_count(256, 8, 10, 64) - param_count(256, 4, 10, 64) == 4 * (256 * 256 + 256 + 512)
     assert param_count(4, 4, 3, None) == 24 + 112
 
 
-@pytest.mark.parametrize("width,depth,in_size,action_size,layer_norm", [(8, 4, 6, 2, True), (16, 8, 11, 8, False)])
-def test_actor_param_count(width, depth, in_size, action_size, layer_norm):
-    a = Actor(action_size=action_size, width=width, depth=depth, layer_norm=layer_norm)
+@pytest.mark.parametrize(
+    "width,depth,in_size,action_size,normalization", [(8, 4, 6, 2, "layer_norm"), (16, 8, 11, 8, "none"), (8, 4, 6, 2, "hyperspherical")]
+)
+def test_actor_param_count(width, depth, in_size, action_size, normalization):
+    a = Actor(action_size=action_size, width=width, depth=depth, normalization=normalization)
     params = _shapes(a, jnp.zeros((2, in_size)))
-    assert count_params(params) == param_count(width, depth, in_size, 2 * action_size, layer_norm)
+    heads = 2 * (width * action_size + (2 if normalization == "hyperspherical" else 1) * action_size)
+    assert count_params(params) == param_count(width, depth, in_size, None, normalization) + heads
+    assert network_param_count(a, in_size) == count_params(params)
     p = params["params"]
     assert set(p) == {"trunk", "mean", "log_std"}
     assert p["mean"]["kernel"].shape == (width, action_size)
@@ -271,7 +297,7 @@ def test_depth_256_finite_nonzero_gradients():
 # ------------------------------------------------------------------ ablation variants
 
 
-@pytest.mark.parametrize("variant", [dict(residual=False), dict(layer_norm=False), dict(activation="relu")])
+@pytest.mark.parametrize("variant", [dict(residual=False), dict(normalization="none"), dict(activation="relu")])
 def test_variants_run_and_change_output(variant):
     x = _x()
     kwargs = dict(out_size=3, width=16, depth=8)
@@ -281,7 +307,7 @@ def test_variants_run_and_change_output(variant):
     out = _apply(other, params, x)
     assert out.shape == (4, 3)
     assert np.all(np.isfinite(np.asarray(out)))
-    if variant.get("layer_norm") is False:
+    if variant.get("normalization") == "none":
         assert "input_norm" not in params["params"]
         assert not any("norm" in k for k in params["params"]["blocks"])
     else:
@@ -291,6 +317,44 @@ def test_variants_run_and_change_output(variant):
         return
     base_out = _apply(base, _init(base, x), x)
     assert not np.allclose(out, base_out, atol=1e-4)
+
+
+def _column_norms(params):
+    """The norm of every output unit's weight vector of every kernel (axis -2), as one flat array."""
+    leaves = jax.tree_util.tree_leaves_with_path(params)
+    return np.concatenate([np.linalg.norm(np.asarray(v), axis=-2).ravel() for k, v in leaves if k[-1].key == "kernel"])
+
+
+def test_hyperspherical_networks_start_on_the_sphere_without_layer_norm():
+    x = _x(b=64, d=5) * 3.0
+    for module in (
+        ResidualMLP(out_size=8, width=16, depth=8, normalization="hyperspherical"),
+        Actor(action_size=2, width=16, depth=4, normalization="hyperspherical"),
+    ):
+        params = _init(module, x)
+        np.testing.assert_allclose(_column_norms(params), 1.0, rtol=1e-6)
+        assert not any("norm" in "/".join(str(p) for p in k) for k, _ in jax.tree_util.tree_leaves_with_path(params))
+        out = _apply(module, params, x)
+        assert all(np.all(np.isfinite(np.asarray(o))) for o in jax.tree_util.tree_leaves(out))
+    # a hidden layer's pre-activations start at about unit variance, as after a LayerNorm
+    m = ResidualMLP(out_size=None, width=64, depth=4, normalization="hyperspherical")
+    params = _init(m, x)
+    inner = jax.jit(lambda p, h: m.apply(p, h, method=lambda mod, h: mod(h)))(params, x)
+    assert 0.2 < float(np.std(np.asarray(inner))) < 5.0
+
+
+def test_project_kernels_normalises_kernels_only():
+    tree = {
+        "a": {"kernel": jnp.full((3, 4), 2.0), "bias": jnp.full((4,), 2.0), "scale": jnp.full((4,), 2.0)},
+        "blocks": {"dense_0": {"kernel": jnp.arange(1.0, 25.0).reshape(2, 3, 4)}},
+    }
+    out = project_kernels(tree)
+    np.testing.assert_allclose(_column_norms(out), 1.0, rtol=1e-6)
+    np.testing.assert_array_equal(out["a"]["bias"], tree["a"]["bias"])
+    np.testing.assert_array_equal(out["a"]["scale"], tree["a"]["scale"])
+    # each column of each stacked block is scaled by itself: directions kept
+    k = np.asarray(tree["blocks"]["dense_0"]["kernel"])
+    np.testing.assert_allclose(np.asarray(out["blocks"]["dense_0"]["kernel"]), k / np.linalg.norm(k, axis=-2, keepdims=True), rtol=1e-6)
 
 
 def test_unknown_activation_in_module_raises():

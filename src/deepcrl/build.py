@@ -95,8 +95,14 @@ def check_choices(config: Config) -> None:
     c = config
     _choice("reward", c.reward, replay.REWARD_KINDS)
     _choice("activation", c.activation, networks.ACTIVATIONS)
+    _choice("normalization", c.normalization, networks.NORMALIZATIONS)
     _choice("energy", c.energy, losses.ENERGY_NAMES)
     _choice("contrastive_loss", c.contrastive_loss, losses.LOSS_NAMES)
+    if c.energy == "mrn" and c.repr_dim % (2 * losses.MRN_COMPONENTS):
+        raise ConfigError(
+            f"repr_dim={c.repr_dim} is not allowed with energy='mrn'; it must be a multiple of {2 * losses.MRN_COMPONENTS} "
+            f"({losses.MRN_COMPONENTS} components, each split in two halves)"
+        )
     if c.train_starts is not None:
         _choice("train_starts", c.train_starts, TRAIN_STARTS)
     if c.train_goals is not None:

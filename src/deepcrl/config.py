@@ -1,4 +1,4 @@
-"""Every knob of a training run, one line of comment each, and all validation in one place.
+"""Every knob of a training run, one line of comment each, and the checks that need neither agent nor task.
 
 `Config` is flat on purpose: the command line (`deepcrl train --depth 16 --batch-size 512`) and
 Python (`Config(depth=16, batch_size=512)`) use the same names. `check_fields(config)` checks each
@@ -75,7 +75,8 @@ class Config:
     actor_width: int | None = None  # actor width; None: --width
     critic_width: int | None = None  # critic width; None: --width
     repr_dim: int = 64  # size of the phi(s, a) and psi(g) representations
-    layer_norm: bool = True  # LayerNorm after every Dense (paper ablation: off)
+    layer_norm: bool = True  # LayerNorm after every Dense (paper ablation: off, the same as --normalization none)
+    normalization: str = "layer_norm"  # layer_norm (the paper's), none, or hyperspherical (appendix A.6: unit-norm weights after every step, no LayerNorm; networks.py)
     activation: str = "swish"  # swish or relu (paper ablation: relu)
     residual: bool = True  # skip connections around blocks of 4 layers (paper ablation: off)
     network_unroll: int = 0  # residual blocks per scan iteration of the networks; 0 picks by measurement (networks.resolve_unroll)
@@ -86,7 +87,7 @@ class Config:
     matmul_dtype: str = "float32"  # float32 or bfloat16: dtype of the networks' matrix multiplies (parameters, LayerNorm statistics and losses stay float32)
 
     # --- CRL losses ---
-    energy: str = "l2"  # critic energy f(s,a,g): l2 (negative L2 distance), l2_sq, l1, dot, cosine
+    energy: str = "l2"  # critic energy f(s,a,g): l2 (negative L2 distance), l2_sq, l1, dot, cosine, mrn (a quasimetric, appendix A.4)
     contrastive_loss: str = "fwd_infonce"  # fwd_infonce, bwd_infonce, sym_infonce, binary_nce
     logsumexp_penalty: float = 0.1  # coefficient of the logsumexp^2 regulariser
     # crl / sac: target entropy = -entropy_scale x action size; None: the agent's (crl 0.5 as in the paper, sac 1.0 as in Haarnoja et al. 2018)
@@ -143,6 +144,10 @@ class Config:
     @property
     def resolved_critic_width(self) -> int:
         return self.width if self.critic_width is None else self.critic_width
+
+    @property
+    def resolved_normalization(self) -> str:
+        return "none" if not self.layer_norm else self.normalization
 
     @property
     def env_steps_per_epoch(self) -> int:
@@ -232,18 +237,9 @@ def check_fields(config: Config) -> None:
     for name in ("max_speed", "goal_threshold"):
         if getattr(c, name) is not None:
             _positive(name, getattr(c, name), float)
-    for name in (
-        "repr_dim",
-        "num_envs",
-        "unroll_length",
-        "updates_per_epoch",
-        "batch_size",
-        "buffer_size",
-        "total_env_steps",
-        "num_evals",
-        "num_eval_envs",
-    ):
+    for name in ("repr_dim", "num_envs", "unroll_length", "updates_per_epoch", "batch_size", "buffer_size", "total_env_steps", "num_evals"):
         _positive(name, getattr(c, name))
+    _positive("num_eval_envs", c.num_eval_envs)
     for name in ("actor_lr", "critic_lr", "alpha_lr"):
         if getattr(c, name) is not None:
             _positive(name, getattr(c, name), float)
@@ -251,10 +247,14 @@ def check_fields(config: Config) -> None:
         raise ConfigError(
             f"network_unroll={c.network_unroll!r} is not allowed; use 0 (pick by measurement) or a positive number of blocks per scan step"
         )
-    for name in ("checkpoint_every",):
-        value = getattr(c, name)
-        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-            raise ConfigError(f"{name}={value!r} is not allowed; it must be an integer >= 0 (0 turns periodic checkpoints off)")
+    if isinstance(c.checkpoint_every, bool) or not isinstance(c.checkpoint_every, int) or c.checkpoint_every < 0:
+        raise ConfigError(
+            f"checkpoint_every={c.checkpoint_every!r} is not allowed; it must be an integer >= 0 (0 turns periodic checkpoints off)"
+        )
+    if not c.layer_norm and c.normalization not in ("layer_norm", "none"):
+        raise ConfigError(
+            f"normalization={c.normalization!r} is not allowed with layer_norm=False; --no-layer-norm means --normalization none"
+        )
     _positive("keep_checkpoints", c.keep_checkpoints)
     if not isinstance(c.max_grad_norm, (int, float)) or not math.isfinite(c.max_grad_norm) or c.max_grad_norm < 0:
         raise ConfigError(f"max_grad_norm={c.max_grad_norm!r} is not allowed; it must be a number >= 0 (0 turns clipping off)")

@@ -117,7 +117,7 @@ def _sizes(config: Any) -> dict[str, Any]:
         "critic_width": pick("resolved_critic_width", "critic_width"),
         "critic_depth": pick("resolved_critic_depth", "critic_depth"),
         "repr_dim": config.repr_dim,
-        "layer_norm": config.layer_norm,
+        "normalization": pick("resolved_normalization", "normalization"),
     }
 
 
@@ -172,15 +172,16 @@ def resolve_num_devices(config: Any) -> int:
 
 
 def param_counts(config: Any, state_size: int, goal_size: int, action_size: int) -> dict[str, int]:
-    """Parameters of the actor, phi and psi (networks.param_count's closed form)."""
-    from deepcrl.networks import param_count
+    """Parameters of the actor, phi and psi, counted from the networks' shapes (networks.network_param_count)."""
+    from deepcrl.networks import Actor, ResidualMLP, network_param_count
 
     z = _sizes(config)
-    s, g, a, ln = state_size, goal_size, action_size, z["layer_norm"]
+    s, g, a, norm = state_size, goal_size, action_size, z["normalization"]
+    critic = dict(width=z["critic_width"], depth=z["critic_depth"], normalization=norm, out_size=z["repr_dim"])
     return {
-        "actor": param_count(z["actor_width"], z["actor_depth"], s + g, 2 * action_size, ln),
-        "phi": param_count(z["critic_width"], z["critic_depth"], s + a, z["repr_dim"], ln),
-        "psi": param_count(z["critic_width"], z["critic_depth"], g, z["repr_dim"], ln),
+        "actor": network_param_count(Actor(action_size=a, width=z["actor_width"], depth=z["actor_depth"], normalization=norm), s + g),
+        "phi": network_param_count(ResidualMLP(**critic), s + a),
+        "psi": network_param_count(ResidualMLP(**critic), g),
     }
 
 

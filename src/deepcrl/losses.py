@@ -11,7 +11,23 @@ name         f(x, y)
 ``l1``       -sum |x - y|
 ``dot``      x . y
 ``cosine``   x . y / (|x| |y|)   (rows normalised)
+``mrn``      -d_MRN(x, y), a quasimetric (below)
 ===========  =========================================
+
+``mrn`` is the Metric Residual Network distance (Liu et al. 2023; the paper's appendix A.4 uses it with
+the backward InfoNCE: ``--energy mrn --contrastive-loss bwd_infonce``). The representation is split into
+K = MRN_COMPONENTS equal chunks along its last axis; for a chunk of size d (x_k, y_k),
+
+    d_k(x, y) = max_j ReLU(x_k[:d/2] - y_k[:d/2])_j  +  sqrt(sum((x_k[d/2:] - y_k[d/2:])^2) + 1e-6)
+
+and d_MRN = mean_k d_k. The first half is asymmetric (d(x, y) != d(y, x) in general), so -d_MRN measures
+from the state-action side x = phi(s, a) to the goal side y = psi(g): how far the goal is from (s, a),
+not the way back. This follows vivekmyers/horizon_generalization (src/utils.py: 16 components, the
+max-ReLU part on each chunk's first half, 1e-6 under the square root); OGBench's GCMRNValue puts the
+symmetric part first and uses one component. One difference from that code: there the goal side is
+the state-action encoder applied to (future state, future action); here it is psi(g), the goal
+encoder every other energy uses, since a goal is a slice of the state and an evaluation goal has no
+action.
 
 Contrastive losses on a logits matrix (``lse_row_i = logsumexp_j f_ij``, ``lse_col_j = logsumexp_i f_ij``):
 
@@ -33,7 +49,7 @@ import jax.numpy as jnp
 
 from deepcrl.errors import ConfigError
 
-ENERGY_NAMES: tuple[str, ...] = ("l2", "l2_sq", "l1", "dot", "cosine")
+ENERGY_NAMES: tuple[str, ...] = ("l2", "l2_sq", "l1", "dot", "cosine", "mrn")
 LOSS_NAMES: tuple[str, ...] = ("fwd_infonce", "bwd_infonce", "sym_infonce", "binary_nce")
 DEFAULT_LOSS = "fwd_infonce"
 
@@ -122,12 +138,50 @@ def _cosine_pair(x: jax.Array, y: jax.Array) -> jax.Array:
     return _dot_pair(_normalise(x), _normalise(y))
 
 
+# MRN: components of the representation, and the floor under each component's squared L2 distance
+# (horizon_generalization's 1e-6: the gradient stays finite where the two halves coincide).
+MRN_COMPONENTS = 16
+_MRN_EPS = 1e-6
+
+
+def _mrn_chunks(v: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """[..., D] -> (asymmetric halves, symmetric halves), each [..., K, D / (2K)]."""
+    dim = v.shape[-1]
+    if dim % (2 * MRN_COMPONENTS):
+        raise ConfigError(f"repr_dim={dim} is not allowed with energy='mrn'; it must be a multiple of {2 * MRN_COMPONENTS}")
+    chunks = v.reshape(*v.shape[:-1], MRN_COMPONENTS, dim // MRN_COMPONENTS)
+    half = dim // MRN_COMPONENTS // 2
+    return chunks[..., :half], chunks[..., half:]
+
+
+def _mrn_matrix(x: jax.Array, y: jax.Array) -> jax.Array:
+    # Each coordinate of a chunk's halves as its own [B, K] slice, combined across rows by broadcasting:
+    # elementwise work on [B, B, K] arrays (4.5x faster on a CPU than a [B, B, K, d/2] max and an einsum
+    # over d/2 = 2 at B = 256, D = 64: 7 ms against 32 ms for the loss and its gradient).
+    xa, xs = (v.transpose(2, 0, 1) for v in _mrn_chunks(x))  # [h, B, K]
+    ya, ys = (v.transpose(2, 0, 1) for v in _mrn_chunks(y))
+    asym = jax.nn.relu(xa[0][:, None] - ya[0][None, :])
+    sq = jnp.square(xs[0][:, None] - ys[0][None, :])
+    for j in range(1, xa.shape[0]):
+        asym = jnp.maximum(asym, jax.nn.relu(xa[j][:, None] - ya[j][None, :]))
+        sq = sq + jnp.square(xs[j][:, None] - ys[j][None, :])
+    return -jnp.mean(asym + jnp.sqrt(sq + _MRN_EPS), axis=-1)
+
+
+def _mrn_pair(x: jax.Array, y: jax.Array) -> jax.Array:
+    xa, xs = _mrn_chunks(x)
+    ya, ys = _mrn_chunks(y)
+    asym = jnp.max(jax.nn.relu(xa - ya), axis=-1)
+    return -jnp.mean(asym + jnp.sqrt(jnp.sum(jnp.square(xs - ys), axis=-1) + _MRN_EPS), axis=-1)
+
+
 _ENERGY_MATRIX: dict[str, Callable[[jax.Array, jax.Array], jax.Array]] = {
     "l2": _l2_matrix,
     "l2_sq": _l2_sq_matrix,
     "l1": _l1_matrix,
     "dot": _dot_matrix,
     "cosine": _cosine_matrix,
+    "mrn": _mrn_matrix,
 }
 _ENERGY_PAIR: dict[str, Callable[[jax.Array, jax.Array], jax.Array]] = {
     "l2": _l2_pair,
@@ -135,6 +189,7 @@ _ENERGY_PAIR: dict[str, Callable[[jax.Array, jax.Array], jax.Array]] = {
     "l1": _l1_pair,
     "dot": _dot_pair,
     "cosine": _cosine_pair,
+    "mrn": _mrn_pair,
 }
 
 
@@ -246,6 +301,7 @@ __all__ = [
     "DEFAULT_LOSS",
     "ENERGY_NAMES",
     "LOSS_NAMES",
+    "MRN_COMPONENTS",
     "check_energy_name",
     "check_loss_name",
     "contrastive_loss",

@@ -10,6 +10,23 @@ Architecture (paper section 5)::
 
 "Depth" counts the Dense layers inside residual blocks, so it is a positive multiple of 4.
 
+Normalisation (``normalization``, a name in NORMALIZATIONS):
+
+- ``layer_norm`` (the paper's): LayerNorm after every Dense, as drawn above.
+- ``none``: no normalisation (the paper's ablation; ``--no-layer-norm``).
+- ``hyperspherical`` (the paper's appendix A.6, after SimbaV2, Lee et al. 2025): no LayerNorm; every
+  Dense kernel [in, out] has unit-norm columns (each output unit's weight vector lies on the unit
+  sphere), at init (``unit_kernel_init``) and after every optimiser step (``project_kernels``, applied by
+  the agents' optimisers); each Dense has a learnable per-unit scale (init 1) beside its bias,
+  ``y = scale * (x @ kernel) + bias``; and every Dense but the input layer sees its input projected
+  onto the sphere of radius sqrt(size) (``sphere``: unit RMS, the normalised activations), so with unit
+  kernels its pre-activations start at about unit variance, as after a LayerNorm. Taken from SimbaV2:
+  the weight projection (over axis 0 of each kernel, target networks not renormalised), the learnable
+  scalers and the normalised activations; not taken: its dropped biases, its LERP residual
+  ``l2n(h + alpha (MLP(h) - h))`` (our residual blocks stay the paper's ``x + h``), the shifted input
+  embedding (our input layer sees the raw observation, whose magnitude is a position) and its
+  orthogonal init.
+
 The residual blocks' parameters are stacked along a leading axis of length ``depth // 4`` and applied
 with ``nn.scan``, so the traced program (and compile time) does not grow with depth when the loop is
 rolled (``unroll=1``). ``unroll=True`` unrolls it fully; the parameter tree is the same either way.
@@ -21,9 +38,10 @@ Parameter tree of ``ResidualMLP``::
                 "norm_0".."norm_3": {scale [n, W], bias [n, W]}},    # n = depth // 4
      "head": {kernel, bias}}                                          # only when out_size is not None
 
-``Actor`` wraps a trunk-only ``ResidualMLP`` (submodule ``"trunk"``) and puts two separate linear
-heads on it, ``"mean"`` and ``"log_std"`` (each Dense(action_size)), so its parameter count equals
-``param_count(width, depth, in_size, 2 * action_size, layer_norm)``.
+(with ``hyperspherical``: no ``norm_*`` entries, and each Dense has a ``scale`` [.., out] beside kernel
+and bias.) ``Actor`` wraps a trunk-only ``ResidualMLP`` (submodule ``"trunk"``) and puts two separate
+linear heads on it, ``"mean"`` and ``"log_std"`` (each Dense(action_size)). Parameter counts come from
+the networks themselves (``network_param_count``: ``jax.eval_shape`` of their init, no arrays made).
 """
 
 from __future__ import annotations
@@ -38,6 +56,7 @@ import jax.numpy as jnp
 from deepcrl.errors import ConfigError
 
 ACTIVATIONS: tuple[str, ...] = ("swish", "relu")
+NORMALIZATIONS: tuple[str, ...] = ("layer_norm", "none", "hyperspherical")
 
 LOG_STD_MIN = -5.0
 LOG_STD_MAX = 2.0
@@ -50,6 +69,74 @@ def kernel_init() -> Callable[..., jax.Array]:
 
 
 MATMUL_DTYPES: dict[str, Any] = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
+
+_SPHERE_EPS = 1e-8  # SimbaV2's floor under a norm before dividing by it
+
+
+def check_normalization(name: str) -> str:
+    if name not in NORMALIZATIONS:
+        raise ConfigError(f"normalization={name!r} is not allowed; allowed: {', '.join(NORMALIZATIONS)}")
+    return name
+
+
+def _unit_columns(kernel: jax.Array) -> jax.Array:
+    """`kernel` [.., in, out] with each output unit's weight vector (a column, axis -2) scaled to norm 1."""
+    norm = jnp.sqrt(jnp.sum(jnp.square(kernel), axis=-2, keepdims=True))
+    return kernel / jnp.maximum(norm, _SPHERE_EPS)
+
+
+def unit_kernel_init() -> Callable[..., jax.Array]:
+    """kernel_init() with each column then projected onto the unit sphere (hyperspherical networks)."""
+    base = kernel_init()
+    return lambda key, shape, dtype=jnp.float32: _unit_columns(base(key, shape, dtype))
+
+
+def project_kernels(params: Any) -> Any:
+    """`params` with every leaf named "kernel" given unit-norm columns (axis -2; a stacked block kernel
+    [n, in, out] per block); other leaves unchanged. The step a hyperspherical network takes after every
+    optimiser update (agents.common.optimizer)."""
+
+    def project(path, leaf):
+        last = path[-1] if path else None
+        return _unit_columns(leaf) if getattr(last, "key", None) == "kernel" else leaf
+
+    return jax.tree_util.tree_map_with_path(project, params)
+
+
+def sphere(h: jax.Array) -> jax.Array:
+    """`h` projected onto the sphere of radius sqrt(size) along its last axis (RMS 1): the input of every
+    hyperspherical Dense but the input layer."""
+    norm = jnp.sqrt(jnp.sum(jnp.square(h), axis=-1, keepdims=True))
+    return h * (math.sqrt(h.shape[-1]) / jnp.maximum(norm, _SPHERE_EPS))
+
+
+class SphereDense(nn.Module):
+    """Dense with a unit-norm-column kernel (kept so by `project_kernels`) and a learnable per-unit scale:
+    ``scale * (x @ kernel) + bias``; parameters float32, the multiply in `matmul_dtype`, the output float32."""
+
+    features: int
+    matmul_dtype: str = "float32"
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        kernel = self.param("kernel", unit_kernel_init(), (x.shape[-1], self.features), jnp.float32)
+        bias = self.param("bias", nn.initializers.zeros, (self.features,), jnp.float32)
+        scale = self.param("scale", nn.initializers.ones, (self.features,), jnp.float32)
+        dtype = MATMUL_DTYPES[self.matmul_dtype]
+        y = jnp.dot(x.astype(dtype), kernel.astype(dtype)).astype(jnp.float32)
+        return y * scale + bias
+
+
+def _layer(features: int, name: str, matmul_dtype: str, normalization: str, first: bool = False) -> Callable[[jax.Array], jax.Array]:
+    """One Dense of a network with `normalization`, followed by its LayerNorm where it has one (no
+    activation): what every layer of ResidualMLP and the actor's heads is. `first`: the input layer
+    (a hyperspherical input layer sees the raw input, every other one its input on the sphere)."""
+    if normalization == "hyperspherical":
+        dense = SphereDense(features, matmul_dtype, name=name)
+        return dense if first else (lambda h: dense(sphere(h)))
+    dense = _dense(features, name, matmul_dtype)
+    return dense
+
 
 # What the backward pass keeps of each residual block (``ResidualMLP.backward_saves``): "dots" keeps the
 # four matmul outputs and recomputes bias, LayerNorm and activation from them (cheap elementwise work);
@@ -103,30 +190,26 @@ def resolve_unroll(unroll: int, depth: int) -> int:
     return blocks if depth <= UNROLL_ALL_UP_TO_DEPTH else DEEP_UNROLL
 
 
-def param_count(width: int, depth: int, in_size: int, out_size: int | None, layer_norm: bool = True) -> int:
-    """Closed-form number of parameters of ``ResidualMLP`` (``out_size=None`` or 0: trunk only).
-
-    input layer: in*W + W (+ 2W LayerNorm); each of the ``depth`` block layers: W*W + W (+ 2W);
-    head: W*out + out.
-    """
-    ln = 2 * width if layer_norm else 0
-    head = 0 if not out_size else width * out_size + out_size
-    return (in_size * width + width + ln) + depth * (width * width + width + ln) + head
+def network_param_count(module: nn.Module, in_size: int) -> int:
+    """Parameters of `module` (a ResidualMLP or an Actor) on inputs of `in_size`, counted from the
+    shapes its init would make (``jax.eval_shape``: nothing is computed or allocated)."""
+    shapes = jax.eval_shape(module.init, jax.random.PRNGKey(0), jax.ShapeDtypeStruct((1, in_size), jnp.float32))
+    return count_params(shapes)
 
 
 def count_params(params: Any) -> int:
     """Total number of scalars in a pytree of arrays."""
-    return int(sum(math.prod(jnp.shape(leaf)) for leaf in jax.tree_util.tree_leaves(params)))
+    return int(sum(math.prod(getattr(leaf, "shape", None) or jnp.shape(leaf)) for leaf in jax.tree_util.tree_leaves(params)))
 
 
 class ResidualBlock(nn.Module):
-    """Four (Dense -> LayerNorm -> act) layers with a skip connection after the last activation.
+    """Four (Dense -> normalisation -> act) layers with a skip connection after the last activation.
 
     Written as a scan body: ``(carry, _) -> (carry, None)``.
     """
 
     width: int
-    layer_norm: bool = True
+    normalization: str = "layer_norm"
     activation: str = "swish"
     residual: bool = True
     matmul_dtype: str = "float32"
@@ -136,8 +219,8 @@ class ResidualBlock(nn.Module):
         act = get_activation(self.activation)
         h = x
         for i in range(4):
-            h = _dense(self.width, f"dense_{i}", self.matmul_dtype)(h)
-            if self.layer_norm:
+            h = _layer(self.width, f"dense_{i}", self.matmul_dtype, self.normalization)(h)
+            if self.normalization == "layer_norm":
                 h = _layer_norm(f"norm_{i}")(h)
             h = act(h).astype(jnp.float32)
         return (x + h if self.residual else h), None
@@ -170,7 +253,7 @@ class Trunk(nn.Module):
 
     width: int = 256
     depth: int = 4
-    layer_norm: bool = True
+    normalization: str = "layer_norm"  # layer_norm, none or hyperspherical (NORMALIZATIONS)
     activation: str = "swish"
     residual: bool = True
     unroll: int | bool = 1
@@ -183,7 +266,7 @@ class Trunk(nn.Module):
         return {name: getattr(self, name) for name in TRUNK_SETTINGS}
 
 
-TRUNK_SETTINGS = ("width", "depth", "layer_norm", "activation", "residual", "unroll", "remat", "matmul_dtype", "backward_saves")
+TRUNK_SETTINGS = ("width", "depth", "normalization", "activation", "residual", "unroll", "remat", "matmul_dtype", "backward_saves")
 
 
 class ResidualMLP(Trunk):
@@ -194,8 +277,9 @@ class ResidualMLP(Trunk):
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
         act = get_activation(self.activation)
-        h = _dense(self.width, "input_dense", self.matmul_dtype)(x)
-        if self.layer_norm:
+        check_normalization(self.normalization)
+        h = _layer(self.width, "input_dense", self.matmul_dtype, self.normalization, first=True)(x)
+        if self.normalization == "layer_norm":
             h = _layer_norm("input_norm")(h)
         h = act(h).astype(jnp.float32)
 
@@ -203,7 +287,7 @@ class ResidualMLP(Trunk):
         blocks = nn.scan(block_cls, variable_axes={"params": 0}, split_rngs={"params": True}, length=self.depth // 4, unroll=self.unroll)
         h, _ = blocks(
             width=self.width,
-            layer_norm=self.layer_norm,
+            normalization=self.normalization,
             activation=self.activation,
             residual=self.residual,
             matmul_dtype=self.matmul_dtype,
@@ -212,7 +296,7 @@ class ResidualMLP(Trunk):
 
         if self.out_size is None:
             return h
-        return _dense(self.out_size, "head", self.matmul_dtype)(h).astype(jnp.float32)
+        return _layer(self.out_size, "head", self.matmul_dtype, self.normalization)(h).astype(jnp.float32)
 
 
 class Actor(Trunk):
@@ -229,8 +313,8 @@ class Actor(Trunk):
         if not isinstance(self.action_size, int) or self.action_size <= 0:
             raise ConfigError(f"action_size={self.action_size!r} is not allowed; the actor needs a positive action size")
         h = ResidualMLP(out_size=None, name="trunk", **self.trunk_settings())(x)
-        mean = _dense(self.action_size, "mean", self.matmul_dtype)(h).astype(jnp.float32)
-        raw = _dense(self.action_size, "log_std", self.matmul_dtype)(h).astype(jnp.float32)
+        mean = _layer(self.action_size, "mean", self.matmul_dtype, self.normalization)(h).astype(jnp.float32)
+        raw = _layer(self.action_size, "log_std", self.matmul_dtype, self.normalization)(h).astype(jnp.float32)
         log_std = LOG_STD_MIN + 0.5 * (LOG_STD_MAX - LOG_STD_MIN) * (jnp.tanh(raw) + 1.0)
         return mean, log_std
 
@@ -277,6 +361,7 @@ __all__ = [
     "ACTIVATIONS",
     "Actor",
     "BACKWARD_SAVES",
+    "NORMALIZATIONS",
     "LOG_STD_MAX",
     "LOG_STD_MIN",
     "ResidualBlock",
@@ -287,7 +372,11 @@ __all__ = [
     "deterministic_action",
     "get_activation",
     "kernel_init",
-    "param_count",
+    "network_param_count",
+    "project_kernels",
+    "sphere",
+    "unit_kernel_init",
+    "check_normalization",
     "resolve_backward_saves",
     "resolve_unroll",
     "sample_tanh_gaussian",

@@ -40,7 +40,6 @@ def register_agent(cls: type[Agent]) -> type[Agent]:
             "select_action",
             "update",
             "param_groups",
-            "closed_form_params",
             "summary_rows",
         )
         if not hasattr(cls, name)

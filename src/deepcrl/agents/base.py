@@ -85,9 +85,6 @@ class Agent(Protocol):
     def param_groups(self, state: AgentState) -> dict[str, Any]:
         """{network name: parameter tree}, the networks `deepcrl train --dry-run` lists."""
 
-    def closed_form_params(self) -> dict[str, int]:
-        """The parameter count of each of `param_groups` from networks.param_count (a check on the built networks)."""
-
     def cost_model(self, config: Config, num_devices: int) -> tuple[int, MemoryEstimate] | None:
         """(analytic FLOPs per SGD update, memory per device) for the dry run, or None when not modelled."""
 

@@ -20,7 +20,7 @@ import optax
 
 from deepcrl.config import Config  # the run config: the one source of the defaults agents share with it
 from deepcrl import replay
-from deepcrl.networks import ResidualMLP, deterministic_action, param_count, resolve_unroll, sample_tanh_gaussian
+from deepcrl.networks import ResidualMLP, deterministic_action, project_kernels, resolve_unroll, sample_tanh_gaussian
 
 if TYPE_CHECKING:
     from deepcrl.envs.base import Env
@@ -35,7 +35,7 @@ class NetworkConfig:
     critic_depth: int = 4  # Dense layers in each critic network's residual blocks
     actor_width: int = 256  # actor hidden width
     critic_width: int = 256  # critic hidden width
-    layer_norm: bool = Config.layer_norm  # LayerNorm after every Dense
+    normalization: str = Config.normalization  # layer_norm, none or hyperspherical (networks.NORMALIZATIONS)
     activation: str = Config.activation  # swish or relu
     residual: bool = Config.residual  # skip connections around each block of 4 layers
     actor_unroll: int = 1  # blocks per scan iteration in the actor
@@ -46,10 +46,19 @@ class NetworkConfig:
     critic_lr: float = 3e-4  # Adam step size, critic
     max_grad_norm: float = Config.max_grad_norm  # clip actor and critic gradients to this global norm; 0 = off
 
+    @property
+    def hyperspherical(self) -> bool:
+        """Whether the networks keep unit-norm kernels (their optimisers project after every step)."""
+        return self.normalization == "hyperspherical"
+
     def trunk(self) -> dict[str, Any]:
         """Keyword arguments every residual network of this agent shares."""
         return dict(
-            layer_norm=self.layer_norm, activation=self.activation, residual=self.residual, remat=self.remat, matmul_dtype=self.matmul_dtype
+            normalization=self.normalization,
+            activation=self.activation,
+            residual=self.residual,
+            remat=self.remat,
+            matmul_dtype=self.matmul_dtype,
         )
 
     def actor_network(self) -> dict[str, Any]:
@@ -86,7 +95,7 @@ def network_settings(config: Config, task: Env, default_learning_rate: float) ->
         critic_depth=critic_depth,
         actor_width=config.resolved_actor_width,
         critic_width=config.resolved_critic_width,
-        layer_norm=config.layer_norm,
+        normalization=config.resolved_normalization,
         activation=config.activation,
         residual=config.residual,
         actor_unroll=resolve_unroll(config.network_unroll, actor_depth),
@@ -183,11 +192,23 @@ class TDData:
         return [("critic", f"TD loss {last['critic/loss']:.4f}, mean Q {last['critic/q']:.3f}, sampled reward {last['replay/reward']:.3f}")]
 
 
-def adam(learning_rate: float, max_grad_norm: float = 0.0) -> optax.GradientTransformation:
-    """Adam, after global-norm clipping when max_grad_norm > 0."""
-    if max_grad_norm > 0:
-        return optax.chain(optax.clip_by_global_norm(max_grad_norm), optax.adam(learning_rate))
-    return optax.adam(learning_rate)
+def adam(learning_rate: float, max_grad_norm: float = 0.0, project: bool = False) -> optax.GradientTransformation:
+    """Adam, after global-norm clipping when max_grad_norm > 0; `project` (hyperspherical networks): then
+    every kernel is put back on the unit sphere (`unit_kernels`)."""
+    steps = ([optax.clip_by_global_norm(max_grad_norm)] if max_grad_norm > 0 else []) + [optax.adam(learning_rate)]
+    steps += [unit_kernels()] if project else []
+    return steps[0] if len(steps) == 1 else optax.chain(*steps)
+
+
+def unit_kernels() -> optax.GradientTransformation:
+    """The last step of a hyperspherical network's optimiser: updates that land the parameters on
+    networks.project_kernels(params + updates), every Dense kernel with unit-norm columns."""
+
+    def update(updates, state, params):
+        new = project_kernels(optax.apply_updates(params, updates))
+        return jax.tree_util.tree_map(lambda n, p: n - p, new, params), state
+
+    return optax.GradientTransformation(lambda params: optax.EmptyState(), update)
 
 
 def global_norm(tree: Any) -> jax.Array:
@@ -274,7 +295,7 @@ class TwinQ:
 
 
 class TwinQCritic:
-    """What an actor + TwinQ agent (SAC, TD3) shares: its value, its TD critic loss and its parameter counts.
+    """What an actor + TwinQ agent (SAC, TD3) shares: its value, its TD critic loss and its parameter groups.
 
     Needs `self.q` (a TwinQ) and `self.config` (a NetworkConfig); `actor_outputs` is the actor network's
     outputs per action dimension (2: mean and log std; 1: a deterministic action).
@@ -296,14 +317,6 @@ class TwinQCritic:
 
     def param_groups(self, state: Any) -> dict[str, Any]:
         return {"actor": state.actor_params, "q (x2)": state.critic_params}
-
-    def closed_form_params(self) -> dict[str, int]:
-        c = self.config
-        s, g, a, ln = c.state_size, c.goal_size, c.action_size, c.layer_norm
-        return {
-            "actor": param_count(c.actor_width, c.actor_depth, s + g, self.actor_outputs * a, ln),
-            "q (x2)": 2 * param_count(c.critic_width, c.critic_depth, s + a + g, 1, ln),
-        }
 
 
 class DataParallel:
@@ -351,5 +364,5 @@ class TwinQAgent(TDData, TwinQCritic, AgentDefaults, DataParallel):
     def __init__(self, config: NetworkConfig, axis_name: str | None = None):
         self.config, self.axis_name = config, axis_name
         self.q = TwinQ(config)
-        self.actor_optimizer = adam(config.actor_lr, config.max_grad_norm)
-        self.critic_optimizer = adam(config.critic_lr, config.max_grad_norm)
+        self.actor_optimizer = adam(config.actor_lr, config.max_grad_norm, config.hyperspherical)
+        self.critic_optimizer = adam(config.critic_lr, config.max_grad_norm, config.hyperspherical)

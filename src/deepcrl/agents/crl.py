@@ -35,7 +35,7 @@ from flax import struct
 from deepcrl.config import Config  # the run config: the one source of the defaults agents share with it
 from deepcrl import losses
 from deepcrl.agents.common import CRITIC_FIELDS, TEMPERATURE_FIELDS, RelabelledAgent, TemperatureConfig, adam, global_norm, temperature_loss
-from deepcrl.networks import Actor, ResidualMLP, param_count, sample_tanh_gaussian
+from deepcrl.networks import Actor, ResidualMLP, sample_tanh_gaussian
 from deepcrl.replay import Batch
 
 
@@ -82,15 +82,6 @@ class CRL(RelabelledAgent):
     default_entropy_scale = 0.5  # the paper's target entropy -0.5 x action size
     best_of_k = True
 
-    def closed_form_params(self) -> dict[str, int]:
-        c = self.config
-        s, g, a, ln = c.state_size, c.goal_size, c.action_size, c.layer_norm
-        return {
-            "actor": param_count(c.actor_width, c.actor_depth, s + g, 2 * a, ln),
-            "phi": param_count(c.critic_width, c.critic_depth, s + a, c.repr_dim, ln),
-            "psi": param_count(c.critic_width, c.critic_depth, g, c.repr_dim, ln),
-        }
-
     def cost_model(self, config: Config, num_devices: int):
         """(analytic FLOPs per update, memory per device) from deepcrl.estimate's models of CRL's update."""
         from deepcrl import estimate
@@ -108,9 +99,16 @@ class CRL(RelabelledAgent):
         self.actor = Actor(action_size=c.action_size, **c.actor_network())
         self.sa_encoder = ResidualMLP(out_size=c.repr_dim, **c.critic_network())
         self.g_encoder = ResidualMLP(out_size=c.repr_dim, **c.critic_network())
-        self.actor_optimizer = adam(c.actor_lr, c.max_grad_norm)
-        self.critic_optimizer = adam(c.critic_lr, c.max_grad_norm)
+        self.actor_optimizer = adam(c.actor_lr, c.max_grad_norm, c.hyperspherical)
+        self.critic_optimizer = adam(c.critic_lr, c.max_grad_norm, c.hyperspherical)
         self.alpha_optimizer = optax.adam(c.alpha_lr)
+
+    @property
+    def value_direction(self) -> str:
+        """Which way the critic's value measures, where that matters (an asymmetric energy); else ""."""
+        if self.config.energy == "mrn":
+            return "value -d_MRN(phi(s, a), psi(goal)): the quasimetric from (s, a) to the goal, not the way back"
+        return ""
 
     def param_groups(self, state: CRLState) -> dict[str, Any]:
         return {"actor": state.actor_params, "phi": state.critic_params["sa"], "psi": state.critic_params["g"]}

@@ -23,7 +23,7 @@ import optax
 from flax import struct
 
 from deepcrl.agents.common import NetworkConfig, RelabelledAgent, adam, global_norm
-from deepcrl.networks import Actor, deterministic_action, param_count, tanh_gaussian_log_prob
+from deepcrl.networks import Actor, deterministic_action, tanh_gaussian_log_prob
 from deepcrl.replay import Batch
 
 
@@ -54,10 +54,6 @@ class GCBC(RelabelledAgent):
     watched = ("actor/loss", "actor/grad_norm")
     default_learning_rate = 3e-4  # OGBench's GCBC
 
-    def closed_form_params(self) -> dict[str, int]:
-        c = self.config
-        return {"actor": param_count(c.actor_width, c.actor_depth, c.state_size + c.goal_size, 2 * c.action_size, c.layer_norm)}
-
     def summary_rows(self, last: dict[str, float]) -> list[tuple[str, str]]:
         return [("actor", f"log-likelihood {last['actor/log_prob']:.3f}")]
 
@@ -65,7 +61,7 @@ class GCBC(RelabelledAgent):
         self.config = c = config
         self.axis_name = axis_name
         self.actor = Actor(action_size=c.action_size, **c.actor_network())
-        self.actor_optimizer = adam(c.actor_lr, c.max_grad_norm)
+        self.actor_optimizer = adam(c.actor_lr, c.max_grad_norm, c.hyperspherical)
 
     def init(self, key: jax.Array) -> GCBCState:
         c = self.config

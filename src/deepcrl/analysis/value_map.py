@@ -37,6 +37,7 @@ class ValueMap:
     scores: dict[str, float]  # topology scores of `cells`
     action: str
     label: str  # what was mapped, for a title
+    direction: str = ""  # which way an asymmetric critic measures (MRN: from (s, a) to the goal); "" for a symmetric one
 
 
 def farthest_eval_goal(env: Any) -> np.ndarray:
@@ -87,7 +88,8 @@ def value_map(
     values = np.full(gx.shape, np.nan)
     values[~walls] = critic(positions.astype(np.float32), goal.astype(np.float32))
     cells = value_grid(critic, layout, goal, cs)
-    return ValueMap(layout, cs, goal, xs, ys, values, cells, topology_scores(cells), action, label)
+    direction = getattr(agent, "value_direction", "")
+    return ValueMap(layout, cs, goal, xs, ys, values, cells, topology_scores(cells), action, label, direction)
 
 
 def value_map_of_run(run_dir: str | Path, goal=None, run_seed: int | None = None, resolution: int = 8, action: str = "policy") -> ValueMap:

@@ -89,13 +89,16 @@ def qmap_command(argv: Sequence[str], parse) -> int:
     scores = {k: round(v, 4) for k, v in vmap.scores.items()}
     if args.json:
         extra = {} if pca_path is None else {"pca_figure": str(pca_path), "pca_explained": [round(float(v), 4) for v in emb.explained]}
-        print(json.dumps({"goal": [float(v) for v in vmap.goal], "figure": str(path), **scores, **extra}, indent=2))
+        direction = {"direction": vmap.direction} if vmap.direction else {}
+        print(json.dumps({"goal": [float(v) for v in vmap.goal], "figure": str(path), **scores, **direction, **extra}, indent=2))
     else:
         print(
             f"topology score (goal {vmap.goal[0]:g},{vmap.goal[1]:g}; {len(vmap.cells.values)} cells): Spearman with minus the "
             f"shortest-path distance {scores['spearman_geodesic']:.3f}, with minus the straight-line distance "
             f"{scores['spearman_euclidean']:.3f} (gap {scores['topology_gap']:+.3f})"
         )
+        if vmap.direction:
+            print(vmap.direction)
         print(f"wrote {path}")
         if pca_path is not None:
             ex = ", ".join(f"{v:.0%}" for v in emb.explained)

@@ -268,6 +268,21 @@ _BUILTIN_TEXT = {
         #........G#
         ###########
     """,
+    # Branches of our own (docs/findings.md, the testbeds): the goal is 30 cells from the start along the
+    # one shortest path and 10 in a straight line, behind the wall beside the first corridor; the path
+    # passes a loop (top left), two dead ends (bottom left, and the 6-cell corridor below the goal)
+    # and turns 11 times.
+    "branches": """
+        #############
+        #r....#....G#
+        #.###.#.###.#
+        #.#...#...#.#
+        #.#.#####.#.#
+        #...#...#.#.#
+        ###.#.#.#.#.#
+        #.....#...#.#
+        #############
+    """,
     # A long U: the goal is 30 cells away along the corridor but only 2 in a straight line, behind the
     # wall the agent starts next to.
     "long_u": """

@@ -38,7 +38,7 @@ def qmap_figure(vmap: ValueMap):
     s = vmap.scores
     ax.set_title(
         f"{vmap.label}\ngoal ({vmap.goal[0]:g}, {vmap.goal[1]:g}); Spearman with minus the path distance {s['spearman_geodesic']:.2f}, "
-        f"with minus the straight line {s['spearman_euclidean']:.2f}",
+        f"with minus the straight line {s['spearman_euclidean']:.2f}" + (f"\n{vmap.direction}" if vmap.direction else ""),
         fontsize=8,
     )
     ax.set_xlabel("x")
