@@ -104,15 +104,15 @@ def load_spec(path: Path = SPEC) -> dict[str, Any]:
 
 def doc_table(text: str) -> str | None:
     """The table between the markers of a doc's text, or None if it has no markers."""
-    m = re.search(re.escape(BEGIN) + r"\n(.*?)\n" + re.escape(END), text, re.S)
-    return m.group(1) if m else None
+    m = re.search(re.escape(BEGIN) + r"\n(.*?)" + re.escape(END), text, re.S)
+    return m.group(1).rstrip("\n") if m else None
 
 
 def write_doc(table: str, path: Path = DOC) -> None:
     text = path.read_text()
     if doc_table(text) is None:
         raise SystemExit(f"{path} has no {BEGIN!r} ... {END!r} markers to write the table between")
-    new = re.sub(re.escape(BEGIN) + r"\n.*?\n" + re.escape(END), lambda _: f"{BEGIN}\n{table}\n{END}", text, flags=re.S)
+    new = re.sub(re.escape(BEGIN) + r"\n.*?" + re.escape(END), lambda _: f"{BEGIN}\n{table}\n{END}", text, flags=re.S)
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text(new)
     tmp.replace(path)
