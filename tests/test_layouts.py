@@ -160,3 +160,18 @@ def test_parser_on_rectangular_grids(rows):
         return
     assert (lay.height, lay.width) == (len(rows), 4)
     assert np.array_equal(lay.wall_array, np.array([[ch == "#" for ch in r] for r in rows]))
+
+
+def test_the_testbed_variants_parse_and_are_long_horizon():
+    """experiments/mazes/: the testbeds' variants (experiments/variants.yaml), each a long path to its goal."""
+    from pathlib import Path
+
+    files = sorted((Path(__file__).resolve().parent.parent / "experiments" / "mazes").glob("*.txt"))
+    assert len(files) >= 8
+    for f in files:
+        lay = get_layout(f"maze:{f}")
+        dist = lay.geodesic_distances(lay.start_cells)
+        assert len(lay.start_cells) == 1 and len(lay.eval_goal_cells) == 1, f.name
+        assert 20 <= int(dist[lay.eval_goal_cells[0]]) <= 34, f.name
+    branches = get_layout("branches")
+    assert int(branches.geodesic_distances(branches.start_cells)[branches.eval_goal_cells[0]]) == 30
