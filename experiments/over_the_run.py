@@ -49,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     if not paths:
         raise SystemExit(f"{args.run_dir} keeps no training-state checkpoint; train with --checkpoint-every and --keep-checkpoints")
     policy_of = jax.jit(
-        lambda params, key: run_episodes(eval_env, evaluation_policy(agent, params, 0), key, args.episodes, record=lambda s: s.physics.pos),
+        lambda params, key: run_episodes(eval_env, evaluation_policy(agent, params, 0), key, args.episodes, record=lambda s: s.physics.pos)
     )
     rows = []
     maps = []
@@ -78,7 +78,9 @@ def main(argv: list[str] | None = None) -> int:
     print("|---|---|---|---|---|---|")
     for r in rows:
         x, y = r["first_episode_end"]
-        print(f"| {r['env_steps']:,} | {r['seed']} | {r['success']:.2f} | ({x:.1f}, {y:.1f}) | {r['spearman_geodesic']:.2f} | {r['spearman_euclidean']:.2f} |")
+        print(
+            f"| {r['env_steps']:,} | {r['seed']} | {r['success']:.2f} | ({x:.1f}, {y:.1f}) | {r['spearman_geodesic']:.2f} | {r['spearman_euclidean']:.2f} |"
+        )
     (args.run_dir / "over_the_run.json").write_text(json.dumps(rows, indent=2) + "\n")
 
     from matplotlib.figure import Figure

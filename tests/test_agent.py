@@ -221,3 +221,17 @@ def test_every_energy_and_loss_runs_one_finite_update(probe):
         for name in ("critic/loss", "actor/loss", "alpha/loss", "critic/grad_norm"):
             assert np.isfinite(metrics[name]), (energy, loss, name, metrics[name])
         assert float(moved) > 0, (energy, loss)
+
+
+def test_actor_random_goals_aims_that_fraction_of_rows_at_another_rows_goal():
+    batch, key = _batch(3), jax.random.PRNGKey(4)
+    paper = CRL(CRLConfig(**TINY))
+    goal, left = paper.actor_goals(batch, key)
+    assert goal is batch.goal and left is key  # the paper's actor: its own future goals, the key untouched
+    every = CRL(CRLConfig(**TINY, actor_random_goals=1.0))
+    goal, _ = every.actor_goals(batch, key)
+    np.testing.assert_array_equal(np.asarray(goal), np.roll(np.asarray(batch.goal), 1, axis=0))
+    half = CRL(CRLConfig(**TINY, actor_random_goals=0.5))
+    goal, _ = half.actor_goals(batch, key)
+    moved = np.any(np.asarray(goal) != np.asarray(batch.goal), axis=1)
+    assert 0 < moved.sum() < len(moved)

@@ -50,6 +50,8 @@ BAD_TRAIN = {
     "num_envs_zero": (["--num-envs", "0"], ["--num-envs 0"]),
     "gamma_one": (["--gamma", "1.0"], ["--gamma 1.0"]),
     "unknown_energy": (["--energy", "l3"], ["'l3'"]),
+    "actor_random_goals_above_one": (["--actor-random-goals", "1.5"], ["--actor-random-goals 1.5"]),
+    "actor_random_goals_with_sac": (["--agent", "sac", "--actor-random-goals", "0.5"], ["--actor-random-goals 0.5", "crl"]),
     "batch_larger_than_buffer": (
         [
             "--num-envs",

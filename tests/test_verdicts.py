@@ -59,7 +59,9 @@ def test_findings_carry_the_verdicts_the_kept_data_gives():
     assert len(rows) == len(spec["verdicts"]) and rows
     table = verdicts.doc_table((ROOT / "docs" / "findings.md").read_text())
     assert table is not None, "docs/findings.md lost its verdicts markers"
-    assert table == verdicts.markdown(rows), "docs/findings.md's verdict table differs from the data: run python experiments/verdicts.py --write-docs"
+    assert table == verdicts.markdown(rows), (
+        "docs/findings.md's verdict table differs from the data: run python experiments/verdicts.py --write-docs"
+    )
 
 
 def test_a_side_that_matches_no_setting_or_two_is_an_error():

@@ -90,6 +90,7 @@ class Config:
     energy: str = "l2"  # critic energy f(s,a,g): l2 (negative L2 distance), l2_sq, l1, dot, cosine, mrn (a quasimetric, appendix A.4)
     contrastive_loss: str = "fwd_infonce"  # fwd_infonce, bwd_infonce, sym_infonce, binary_nce
     logsumexp_penalty: float = 0.1  # coefficient of the logsumexp^2 regulariser
+    actor_random_goals: float = 0.0  # crl, ours: fraction of the actor's rows aimed at another row's goal (a random buffer state, often far) instead of their own future state; 0 = the paper's
     # crl / sac: target entropy = -entropy_scale x action size; None: the agent's (crl 0.5 as in the paper, sac 1.0 as in Haarnoja et al. 2018)
     entropy_scale: float | None = None
     actor_lr: float | None = None  # Adam learning rate of the actor; None: the agent's (3e-4; td3 1e-3 as in Fujimoto et al. 2018)
@@ -234,13 +235,10 @@ def check_fields(config: Config) -> None:
     for name in ("episode_length", "train_max_goal_cells", "eval_max_goal_cells"):
         if getattr(c, name) is not None:
             _positive(name, getattr(c, name))
-    for name in ("max_speed", "goal_threshold"):
-        if getattr(c, name) is not None:
-            _positive(name, getattr(c, name), float)
     for name in ("repr_dim", "num_envs", "unroll_length", "updates_per_epoch", "batch_size", "buffer_size", "total_env_steps", "num_evals"):
         _positive(name, getattr(c, name))
     _positive("num_eval_envs", c.num_eval_envs)
-    for name in ("actor_lr", "critic_lr", "alpha_lr"):
+    for name in ("actor_lr", "critic_lr", "alpha_lr", "max_speed", "goal_threshold"):
         if getattr(c, name) is not None:
             _positive(name, getattr(c, name), float)
     if isinstance(c.network_unroll, bool) or not isinstance(c.network_unroll, int) or c.network_unroll < 0:
@@ -268,8 +266,9 @@ def check_fields(config: Config) -> None:
             raise ConfigError(
                 f"{name}={value!r} is not allowed; use 0 (deterministic action), 1 (one policy sample) or K >= 2 (best of K samples by the critic)"
             )
-    if not 0 <= c.her_fraction <= 1:
-        raise ConfigError(f"her_fraction={c.her_fraction!r} is not allowed; it must lie in [0, 1]")
+    for name in ("her_fraction", "actor_random_goals"):
+        if not 0 <= getattr(c, name) <= 1:
+            raise ConfigError(f"{name}={getattr(c, name)!r} is not allowed; it must lie in [0, 1]")
     if not 0 < c.tau <= 1:
         raise ConfigError(f"tau={c.tau!r} is not allowed; it must lie in (0, 1]")
     _positive("policy_delay", c.policy_delay)

@@ -46,6 +46,7 @@ class CRLConfig(TemperatureConfig):
     energy: str = Config.energy  # logit f(s,a,g) from the two representations
     contrastive_loss: str = Config.contrastive_loss  # classification loss over the B x B logits
     logsumexp_penalty: float = Config.logsumexp_penalty  # coefficient of the logsumexp^2 regulariser
+    actor_random_goals: float = Config.actor_random_goals  # fraction of the actor's rows aimed at another row's goal
 
 
 @struct.dataclass
@@ -77,7 +78,7 @@ class CRL(RelabelledAgent):
     config_class = CRLConfig
     prefill_uniform = False  # the initial policy collects the prefill (as in the paper's code)
     watched = ("critic/loss", "actor/loss", "alpha/loss", "critic/grad_norm", "actor/grad_norm")
-    run_fields = ("repr_dim", "energy", "contrastive_loss", "logsumexp_penalty") + TEMPERATURE_FIELDS + CRITIC_FIELDS
+    run_fields = ("repr_dim", "energy", "contrastive_loss", "logsumexp_penalty", "actor_random_goals") + TEMPERATURE_FIELDS + CRITIC_FIELDS
     default_learning_rate = 3e-4  # the paper's Adam step size
     default_entropy_scale = 0.5  # the paper's target entropy -0.5 x action size
     best_of_k = True
@@ -163,7 +164,20 @@ class CRL(RelabelledAgent):
         return self.critic_value(critic_params, obs, action, goal)
 
     # ----- the actor -----
+    def actor_goals(self, batch: Batch, key: jax.Array) -> tuple[jax.Array, jax.Array]:
+        """(the goals the actor is trained towards, the key left for its noise): each row's own future goal,
+        or with probability `actor_random_goals` the next row's (a random buffer state: rows are drawn
+        independently); the paper's actor (0) uses the row's own, and `key` untouched."""
+        p = self.config.actor_random_goals
+        if p == 0:
+            return batch.goal, key
+        key, mask_key = jax.random.split(key)
+        mask = jax.random.bernoulli(mask_key, p, (batch.goal.shape[0], 1))
+        return jnp.where(mask, jnp.roll(batch.goal, 1, axis=0), batch.goal), key
+
     def actor_loss(self, actor_params: Any, critic_params: Any, log_alpha: jax.Array, batch: Batch, key: jax.Array):
+        goal, key = self.actor_goals(batch, key)
+        batch = batch.replace(goal=goal)
         obs = jnp.concatenate([batch.obs, batch.goal], axis=-1)
         mean, log_std = self.actor.apply(actor_params, obs)
         eps = self._batch_normal(key, mean.shape, mean.dtype)  # the global batch's noise, this device's rows of it
