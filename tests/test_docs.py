@@ -41,6 +41,8 @@ def test_every_documented_train_command_dry_runs(tmp_path, capsys, workdir):
     failed = []
     for i, (doc, command) in enumerate(COMMANDS):
         args = shlex.split(command)[2:]
+        # a maze file of the repository, named from its root: the same file from here
+        args = [f"maze:{ROOT / a[5:]}" if a.startswith("maze:") and (ROOT / a[5:]).is_file() else a for a in args]
         if "--run-dir" in args:  # a documented folder: dry-run into a temporary one instead
             at = args.index("--run-dir")
             del args[at : at + 2]
@@ -82,14 +84,17 @@ def documented_sweep_commands() -> list[tuple[str, str]]:
     return found
 
 
-def test_every_documented_sweep_command_dry_runs(capsys, workdir):
+def test_every_documented_sweep_command_dry_runs(capsys, workdir, monkeypatch):
     commands = documented_sweep_commands()
     assert len(commands) >= 3
     failed = []
+    # documented commands run from the repository root (sweep files name maze files relative to it)
+    monkeypatch.chdir(ROOT)
+    before = sorted(p.name for p in ROOT.iterdir())
     for doc, command in commands:
         args = [str(ROOT / a) if (ROOT / a).is_file() else a for a in shlex.split(command)[1:]]  # files of the repository
         code, _, err = run_main([*args, "--dry-run"], capsys)
         if code != 0:
             failed.append(f"{doc}: {command}: {err.strip()}")
     assert not failed, "\n".join(failed)
-    assert list(workdir.iterdir()) == []  # nothing written
+    assert list(workdir.iterdir()) == [] and sorted(p.name for p in ROOT.iterdir()) == before  # nothing written
