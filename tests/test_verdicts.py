@@ -77,3 +77,14 @@ def test_a_side_that_matches_no_setting_or_two_is_an_error():
         verdicts.select(groups, {"agent": "crl"}, "x")
     with pytest.raises(ValueError, match="matches 0 settings"):
         verdicts.select(groups, {"depth": 8}, "x")
+
+
+def test_every_interval_the_readme_quotes_is_one_the_data_gives():
+    import re
+
+    verdicts = _verdicts_module()
+    computed = {r["text"] for r in verdicts.compute(verdicts.load_spec())}
+    text = (ROOT / "README.md").read_text().replace("−", "-")
+    quoted = re.findall(r"[+-]\d\.\d\d \[[+-]\d\.\d\d, [+-]\d\.\d\d\]", text)
+    assert quoted, "the README quotes no verdict interval"
+    assert not set(quoted) - computed, f"README intervals without data: {sorted(set(quoted) - computed)}"
