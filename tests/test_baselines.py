@@ -383,7 +383,7 @@ def test_sac_and_td3_learn_a_dense_reward_on_the_open_arena(dense_run):
 def test_dry_run_counts_each_agents_networks(agent, groups):
     from deepcrl.dry_run import plan_run
 
-    plan = plan_run(Config(agent=agent, depth=8, width=64))  # raises if the built networks differ from param_count
+    plan = plan_run(Config(agent=agent, depth=8, width=64))
     assert list(plan.params) == groups
     assert (plan.memory is None) == (agent != "crl")
     if agent in ("sac", "td3"):  # two Q-networks over (state, action, goal) -> 1, depth 8 width 64, point maze sizes

@@ -146,7 +146,7 @@ def test_help_mentions_config_and_dry_run(capsys):
 
 
 def _mlp(width: int, depth: int, in_size: int, out_size: int, layer_norm: bool = True) -> int:
-    """Parameters of a ResidualMLP, counted here from its layers (not via networks.param_count)."""
+    """Parameters of a ResidualMLP, counted here from its layers (not via the networks' own count, networks.network_param_count)."""
     ln = 2 * width if layer_norm else 0
     return (in_size * width + width + ln) + depth * (width * width + width + ln) + (width * out_size + out_size)
 
